@@ -1,0 +1,236 @@
+"""The configuration: one TOML file read once into frozen dataclasses.
+
+Every key has a default, so no file at all is a valid configuration.  The
+sections and their keys are a contract; ``conf/mailsms.toml`` documents each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from mailsms.errors import ConfigError
+from mailsms.schema import Problem, bounded, build, key_lines, listen, size
+from mailsms.values import ListenAddress
+from transports.registry import GATEWAY_TYPES, options_class
+
+CONFIG_ENV = "MAILSMS_CONFIG"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    lmtp_listen: ListenAddress | None = listen("127.0.0.1:2424")
+    smtp_listen: ListenAddress | None = listen("")
+    http_listen: ListenAddress | None = listen("127.0.0.1:8025")
+    message_size_limit: int = size(10_240_000)
+    max_recipients: int = bounded(1000, 1, 100_000)
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    dir: str = "./var"
+
+
+@dataclass(frozen=True)
+class AddressConfig:
+    """How ``sms:`` recipients are understood (see mailsms.address)."""
+
+    sms_domains: tuple[str, ...] = ()
+    default_region: str = ""
+    strict_numbers: bool = False
+    short_codes: bool = False
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """How a text becomes SMS parts (see mailsms.segment)."""
+
+    encoding: Literal["auto", "gsm7", "ucs2"] = "auto"
+    transliterate: Literal["off", "smart"] = "off"
+    maxmsgs: int = bounded(1, 1, 128)
+    overlength: Literal["truncate", "reject"] = "truncate"
+    truncate_marker_gsm: str = "..."
+    truncate_marker_ucs2: str = "\u2026"
+    reference_bits: int = 8
+    split_window: int = bounded(10, 0, 60)
+
+
+@dataclass(frozen=True)
+class EmptySection:
+    """A section whose keys arrive with a later feature; any key is unknown today."""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """One ``[[gateway]]``: an id, a type and that type's own options."""
+
+    id: str
+    type: str
+    options: object
+
+
+def default_gateways() -> tuple[GatewayConfig, ...]:
+    """With no ``[[gateway]]`` the embedded ``outbox`` transport is used."""
+    outbox_options = options_class("outbox")
+    assert outbox_options is not None
+    return (GatewayConfig(id="outbox", type="outbox", options=outbox_options()),)
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    state: StateConfig = field(default_factory=StateConfig)
+    address: AddressConfig = field(default_factory=AddressConfig)
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+    queue: EmptySection = field(default_factory=EmptySection)
+    compose: EmptySection = field(default_factory=EmptySection)
+    replylog: EmptySection = field(default_factory=EmptySection)
+    inbound: EmptySection = field(default_factory=EmptySection)
+    mailout: EmptySection = field(default_factory=EmptySection)
+    policy: EmptySection = field(default_factory=EmptySection)
+    web: EmptySection = field(default_factory=EmptySection)
+    gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
+    source: str = "(built-in defaults)"
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.state.dir)
+
+
+_GATEWAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+class ConfigInvalid(ConfigError):
+    """The configuration file has problems; each names its key."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("; ".join(p.render(source) for p in problems))
+
+    def lines(self) -> list[str]:
+        return [p.render(self.source) for p in self.problems]
+
+
+def _section_types() -> dict[str, type]:
+    import typing
+
+    hints = typing.get_type_hints(Config)
+    return {name: hint for name, hint in hints.items() if name not in ("gateways", "source")}
+
+
+def _validate_segment(seg: SegmentConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    if seg.reference_bits not in (8, 16):
+        problems.append(Problem("segment.reference_bits", "must be 8 or 16", lines.get("segment.reference_bits")))
+
+
+def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[GatewayConfig, ...]:
+    if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
+        problems.append(Problem("gateway", "must be an array of tables: write [[gateway]]", lines.get("gateway")))
+        return default_gateways()
+    result: list[GatewayConfig] = []
+    seen: set[str] = set()
+    for index, table in enumerate(raw):
+        prefix = f"gateway[{index}]"
+        where = lines.get(prefix)
+        gw_id, gw_type = table.get("id"), table.get("type")
+        if not isinstance(gw_id, str) or not _GATEWAY_ID.match(gw_id):
+            problems.append(Problem(f"{prefix}.id", "required: letters, digits, '.', '_' or '-'", where))
+            gw_id = f"#{index}"
+        elif gw_id in seen:
+            problems.append(Problem(f"{prefix}.id", f"duplicate gateway id {gw_id!r}", lines.get(f"{prefix}.id")))
+        seen.add(gw_id)
+        if gw_type not in GATEWAY_TYPES:
+            listed = ", ".join(GATEWAY_TYPES)
+            problems.append(Problem(f"{prefix}.type", f"required, one of {listed}; got {gw_type!r}", where))
+            continue
+        opts_cls = options_class(str(gw_type))
+        if opts_cls is None:
+            problems.append(
+                Problem(
+                    f"{prefix}.type",
+                    f"gateway type {gw_type!r} is not available in this version of mailsms",
+                    lines.get(f"{prefix}.type", where),
+                )
+            )
+            continue
+        options = build(
+            opts_cls, table, prefix, problems, lambda k: lines.get(k, where), skip=frozenset({"id", "type"})
+        )
+        result.append(GatewayConfig(id=gw_id, type=str(gw_type), options=options))
+    return tuple(result) if result else default_gateways()
+
+
+def parse(text: str, source: str = "<string>") -> Config:
+    """Parse TOML text into a Config; raises ConfigInvalid listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigInvalid(source, [Problem("(syntax)", f"bad TOML: {exc}")]) from None
+    lines = key_lines(text)
+    problems: list[Problem] = []
+    sections: dict[str, object] = {}
+    types = _section_types()
+    for name, value in data.items():
+        if name == "gateway":
+            sections["gateways"] = _gateways(value, problems, lines)
+            continue
+        if name not in types:
+            problems.append(Problem(name, "unknown section or key", lines.get(name)))
+            continue
+        if not isinstance(value, dict):
+            problems.append(Problem(name, f"must be a table: write [{name}]", lines.get(name)))
+            continue
+        sections[name] = build(types[name], value, name, problems, lines.get)
+    config = Config(source=source, **sections)  # type: ignore[arg-type]
+    _validate_segment(config.segment, problems, lines)
+    if problems:
+        raise ConfigInvalid(source, problems)
+    return config
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The file to read: ``--config`` first, then ``$MAILSMS_CONFIG``; None means defaults."""
+    chosen = explicit if explicit else environ.get(CONFIG_ENV, "")
+    return Path(chosen) if chosen else None
+
+
+def load(path: Path | None) -> Config:
+    """Read the configuration from ``path`` (None: built-in defaults)."""
+    if path is None:
+        return Config()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigInvalid(str(path), [Problem("(file)", f"cannot read configuration file: {reason}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigInvalid(str(path), [Problem("(file)", "configuration file is not UTF-8")]) from None
+    return parse(text, str(path))
+
+
+def with_overrides(
+    config: Config,
+    *,
+    state_dir: str | None = None,
+    lmtp_listen: ListenAddress | None | Literal[False] = False,
+    smtp_listen: ListenAddress | None | Literal[False] = False,
+    http_listen: ListenAddress | None | Literal[False] = False,
+) -> Config:
+    """Apply command-line flags; ``False`` means "not given"."""
+    server = config.server
+    changes = {
+        name: value
+        for name, value in (("lmtp_listen", lmtp_listen), ("smtp_listen", smtp_listen), ("http_listen", http_listen))
+        if value is not False
+    }
+    if changes:
+        server = dataclasses.replace(server, **changes)  # type: ignore[arg-type]
+    state = dataclasses.replace(config.state, dir=state_dir) if state_dir is not None else config.state
+    return dataclasses.replace(config, server=server, state=state)
