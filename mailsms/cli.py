@@ -21,6 +21,7 @@ from mailsms import __version__
 from mailsms.errors import EX_SOFTWARE, EX_USAGE, MailsmsError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "mailsms.cmd_serve",
     "mailsms.cmd_check",
 )
 
@@ -75,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except MailsmsError as exc:
-        print(f"mailsms: {exc.reason}", file=sys.stderr)
+        for line in exc.details():
+            print(f"mailsms: {line}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -90,7 +92,9 @@ def _write_crash_report() -> str:
     import tempfile
     import traceback
 
-    text = traceback.format_exc()
+    from mailsms.log import redact
+
+    text = redact(traceback.format_exc())
     logging.getLogger("mailsms").debug("internal error\n%s", text)
     try:
         with tempfile.NamedTemporaryFile("w", prefix="mailsms-crash-", suffix=".log", delete=False) as handle:

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         loaded = config.load(path)
     except config.ConfigInvalid as exc:
-        for line in exc.lines():
+        for line in exc.details():
             print(line, file=sys.stderr)
         count = len(exc.problems)
         print(f"mailsms: {count} problem{'s' if count != 1 else ''} in {exc.source}", file=sys.stderr)

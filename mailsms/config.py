@@ -10,8 +10,10 @@ import dataclasses
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -114,13 +116,11 @@ class ConfigInvalid(ConfigError):
         self.problems = problems
         super().__init__("; ".join(p.render(source) for p in problems))
 
-    def lines(self) -> list[str]:
+    def details(self) -> list[str]:
         return [p.render(self.source) for p in self.problems]
 
 
 def _section_types() -> dict[str, type]:
-    import typing
-
     hints = typing.get_type_hints(Config)
     return {name: hint for name, hint in hints.items() if name not in ("gateways", "source")}
 
@@ -160,11 +160,15 @@ def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) ->
                 )
             )
             continue
-        options = build(
-            opts_cls, table, prefix, problems, lambda k: lines.get(k, where), skip=frozenset({"id", "type"})
+        options: object = build(
+            opts_cls, table, prefix, problems, partial(_line_or, lines, where), skip=frozenset({"id", "type"})
         )
         result.append(GatewayConfig(id=gw_id, type=str(gw_type), options=options))
     return tuple(result) if result else default_gateways()
+
+
+def _line_or(lines: Mapping[str, int], fallback: int | None, key: str) -> int | None:
+    return lines.get(key, fallback)
 
 
 def parse(text: str, source: str = "<string>") -> Config:
@@ -219,9 +223,9 @@ def with_overrides(
     config: Config,
     *,
     state_dir: str | None = None,
-    lmtp_listen: ListenAddress | None | Literal[False] = False,
-    smtp_listen: ListenAddress | None | Literal[False] = False,
-    http_listen: ListenAddress | None | Literal[False] = False,
+    lmtp_listen: ListenAddress | Literal[False] | None = False,
+    smtp_listen: ListenAddress | Literal[False] | None = False,
+    http_listen: ListenAddress | Literal[False] | None = False,
 ) -> Config:
     """Apply command-line flags; ``False`` means "not given"."""
     server = config.server

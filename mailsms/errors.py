@@ -39,6 +39,10 @@ class MailsmsError(Exception):
         """True for 5xx errors: retrying the same input cannot succeed."""
         return self.code >= 500
 
+    def details(self) -> list[str]:
+        """Lines for a person reading a terminal; one unless the error lists several problems."""
+        return [self.reason]
+
     def reply(self) -> str:
         """The SMTP/LMTP reply line, without CRLF."""
         return f"{self.code} {self.enhanced} {self.reason}"

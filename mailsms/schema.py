@@ -60,48 +60,80 @@ def _type_name(value: object) -> str:
     )
 
 
-def _convert(kind: object, meta: Mapping[str, Any], value: object) -> object:
-    """Convert one TOML value; ValueError carries the user-facing reason."""
-    special = meta.get("kind")
+def _convert_special(special: str, value: object) -> object:
     if special == "duration":
         return parse_duration(value)
     if special == "size":
         return parse_size(value)
     if special == "listen":
         if not isinstance(value, str):
-            raise ValueError(f"expected a \"host:port\" string, got {_type_name(value)}")
+            raise ValueError(f'expected a "host:port" string, got {_type_name(value)}')
         return parse_listen(value)
-    if typing.get_origin(kind) is Literal:
-        choices = typing.get_args(kind)
-        if value not in choices or isinstance(value, bool):
-            listed = ", ".join(repr(c) for c in choices)
-            raise ValueError(f"expected one of {listed}, got {value!r}")
-        return value
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"expected true or false, got {_type_name(value)}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {_type_name(value)}")
-        if "range" in meta:
-            low, high = meta["range"]
-            if not low <= value <= high:
-                raise ValueError(f"must be between {low} and {high}, got {value}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"expected a number, got {_type_name(value)}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ValueError(f"expected a string, got {_type_name(value)}")
-        return value
-    if typing.get_origin(kind) is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"expected an array of strings, got {_type_name(value)}")
-        return tuple(value)
-    raise TypeError(f"unsupported configuration field type {kind!r}")  # a bug, not user input
+    raise TypeError(f"unknown field kind {special!r}")  # a bug, not user input
+
+
+def _as_choice(kind: object, value: object) -> object:
+    choices = typing.get_args(kind)
+    if isinstance(value, bool) or value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"expected one of {listed}, got {value!r}")
+    return value
+
+
+def _as_bool(value: object, meta: Mapping[str, Any]) -> object:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {_type_name(value)}")
+    return value
+
+
+def _as_int(value: object, meta: Mapping[str, Any]) -> object:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer, got {_type_name(value)}")
+    low, high = meta.get("range", (value, value))
+    if not low <= value <= high:
+        raise ValueError(f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _as_float(value: object, meta: Mapping[str, Any]) -> object:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"expected a number, got {_type_name(value)}")
+    return float(value)
+
+
+def _as_str(value: object, meta: Mapping[str, Any]) -> object:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _as_strings(value: object) -> object:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"expected an array of strings, got {_type_name(value)}")
+    return tuple(value)
+
+
+_PLAIN: dict[object, Callable[[object, Mapping[str, Any]], object]] = {
+    bool: _as_bool,
+    int: _as_int,
+    float: _as_float,
+    str: _as_str,
+}
+
+
+def _convert(kind: object, meta: Mapping[str, Any], value: object) -> object:
+    """Convert one TOML value; ValueError carries the user-facing reason."""
+    if "kind" in meta:
+        return _convert_special(meta["kind"], value)
+    origin = typing.get_origin(kind)
+    if origin is Literal:
+        return _as_choice(kind, value)
+    if origin is tuple:
+        return _as_strings(value)
+    converter = _PLAIN.get(kind)
+    if converter is None:
+        raise TypeError(f"unsupported configuration field type {kind!r}")  # a bug, not user input
+    return converter(value, meta)
 
 
 Locator = Callable[[str], "int | None"]
@@ -137,7 +169,7 @@ def build(
 def _suggest(key: str, known: Mapping[str, object]) -> str:
     import difflib
 
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -17,18 +17,16 @@ def parse_duration(value: object) -> float:
     Raises ValueError with a user-facing reason.
     """
     if isinstance(value, bool):
-        raise ValueError("expected a duration such as 300, \"5m\" or \"4h\", got a boolean")
+        raise ValueError('expected a duration such as 300, "5m" or "4h", got a boolean')
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(
-                f"bad duration {value!r}: use a number of seconds or a number with s, m, h, d or w"
-            )
+            raise ValueError(f"bad duration {value!r}: use a number of seconds or a number with s, m, h, d or w")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
-        raise ValueError(f"expected a duration such as 300, \"5m\" or \"4h\", got {type(value).__name__}")
+        raise ValueError(f'expected a duration such as 300, "5m" or "4h", got {type(value).__name__}')
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds

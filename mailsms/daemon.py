@@ -1,0 +1,147 @@
+"""``mailsms serve``: bind the listeners, prepare the state directory, run until a signal.
+
+Start-up order makes failure clean: listeners are bound first (a port in
+use fails at once, naming the address), then the state directory is made;
+if anything fails, whatever was started is stopped again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from mailsms import __version__
+from mailsms.config import Config
+from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError
+from mailsms.server import Handler, listen, lmtp_factory, smtp_factory
+from mailsms.values import ListenAddress
+from mailsms.web import make_app
+
+log = logging.getLogger("mailsms.master")
+
+
+class ListenError(MailsmsError):
+    """A listener cannot bind its address."""
+
+    exit_code = EX_UNAVAILABLE
+
+
+class StateDirError(MailsmsError):
+    """The state directory cannot be created or written."""
+
+    exit_code = EX_CANTCREAT
+
+
+def prepare_state_dir(path: Path) -> None:
+    """Create ``path`` with mode 0700 (parents too); it must end up a writable directory."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:
+        raise StateDirError(f"cannot create state directory {path} (state.dir): a file is in the way") from None
+    except OSError as exc:
+        raise StateDirError(f"cannot create state directory {path} (state.dir): {exc.strerror}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StateDirError(f"state directory {path} (state.dir) is not writable")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        log.warning("state directory %s has mode %o: others can read queued messages; use 0700", path, mode)
+
+
+@dataclass
+class Daemon:
+    """The running service; ``start``/``stop`` are usable in-process by tests."""
+
+    config: Config
+    servers: list[asyncio.Server] = field(default_factory=list)
+    runner: web.AppRunner | None = None
+    bound: dict[str, ListenAddress] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        try:
+            await self._bind_listeners()
+            prepare_state_dir(self.config.state_dir)
+        except BaseException:
+            await self.stop()
+            raise
+        where = ", ".join(f"{name} on {addr}" for name, addr in self.bound.items()) or "no listeners"
+        log.info("daemon started -- version %s, configuration %s: %s", __version__, self.config.source, where)
+
+    async def _bind_listeners(self) -> None:
+        server_cfg = self.config.server
+        handler = Handler(server_cfg)
+        for name, key, addr, factory in (
+            ("lmtp", "server.lmtp_listen", server_cfg.lmtp_listen, lmtp_factory(handler)),
+            ("smtp", "server.smtp_listen", server_cfg.smtp_listen, smtp_factory(handler)),
+        ):
+            if addr is None:
+                continue
+            try:
+                srv = await listen(factory, addr.host, addr.port)
+            except OSError as exc:
+                raise ListenError(f"cannot listen on {addr} ({key}): {exc.strerror or exc}") from None
+            self.servers.append(srv)
+            self.bound[name] = _bound_address(srv, addr)
+        if server_cfg.http_listen is not None:
+            await self._start_http(server_cfg.http_listen)
+
+    async def _start_http(self, addr: ListenAddress) -> None:
+        self.runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, addr.host, addr.port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {addr} (server.http_listen): {exc.strerror or exc}") from None
+        server = site._server  # aiohttp keeps the asyncio.Server here; needed for port 0
+        self.bound["http"] = _bound_address(server, addr) if isinstance(server, asyncio.Server) else addr
+
+    async def stop(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        for srv in self.servers:
+            await srv.wait_closed()
+        self.servers.clear()
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def run_until_signal(self) -> int:
+        """Serve until SIGTERM or SIGINT; a clean stop returns 0."""
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        names: dict[signal.Signals, str] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            names[signum] = signal.Signals(signum).name
+            loop.add_signal_handler(signum, _note_signal, stopping, names[signum])
+        await self.start()
+        try:
+            await stopping.wait()
+        finally:
+            for signum in names:
+                loop.remove_signal_handler(signum)
+            await self.stop()
+        log.info("daemon stopped")
+        return 0
+
+
+def _note_signal(stopping: asyncio.Event, name: str) -> None:
+    log.info("%s received, stopping", name)
+    stopping.set()
+
+
+def _bound_address(srv: asyncio.Server, wanted: ListenAddress) -> ListenAddress:
+    sockets = srv.sockets
+    if not sockets:
+        return wanted
+    return ListenAddress(wanted.host, int(sockets[0].getsockname()[1]))
+
+
+def serve(config: Config) -> int:
+    """Run the daemon in a fresh event loop."""
+    return asyncio.run(Daemon(config).run_until_signal())

@@ -1,0 +1,52 @@
+"""Shared fixtures: free ports, a temporary state directory, a running ``serve`` in-process."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mailsms.config import Config, ServerConfig, StateConfig
+from mailsms.daemon import Daemon
+from mailsms.values import ListenAddress
+from tests.support.proc import free_port
+
+
+@pytest.fixture
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def config(state_dir: Path) -> Config:
+    """Defaults, with listeners on ephemeral loopback ports and state under tmp_path."""
+    return Config(
+        server=ServerConfig(
+            lmtp_listen=ListenAddress("127.0.0.1", 0),
+            smtp_listen=None,
+            http_listen=ListenAddress("127.0.0.1", 0),
+        ),
+        state=StateConfig(dir=str(state_dir)),
+    )
+
+
+@pytest.fixture
+async def daemon(config: Config) -> AsyncIterator[Daemon]:
+    """A started daemon in this test's event loop; ``daemon.bound`` has the real ports."""
+    running = Daemon(config)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+def replace_server(config: Config, **changes: object) -> Config:
+    return dataclasses.replace(config, server=dataclasses.replace(config.server, **changes))  # type: ignore[arg-type]

@@ -1,0 +1,68 @@
+"""Run ``mailsms`` as a real process, as an MTA or an administrator would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+MAILSMS = [sys.executable, "-m", "mailsms"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def run_cli(
+    args: Sequence[str], cwd: Path | None = None, env: dict[str, str] | None = None, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*MAILSMS, *args], cwd=cwd, env=full_env, input=stdin, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@contextmanager
+def serve_process(
+    args: Sequence[str], cwd: Path, wait_ports: Sequence[int] = (), timeout: float = 15.0
+) -> Iterator[subprocess.Popen[str]]:
+    """Start ``mailsms serve`` and wait until its ports answer; stop it with SIGTERM."""
+    proc = subprocess.Popen(
+        [*MAILSMS, "serve", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        for port in wait_ports:
+            while not port_open("127.0.0.1", port):
+                if proc.poll() is not None:
+                    raise AssertionError(
+                        f"mailsms serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
+                    )
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"mailsms serve did not open port {port} within {timeout}s")
+                time.sleep(0.02)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailsms import config
+from mailsms.config import ConfigInvalid
+from mailsms.values import ListenAddress
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigInvalid) as info:
+        config.parse(text, "f.toml")
+    return info.value.details()
+
+
+def test_no_file_is_a_valid_configuration() -> None:
+    loaded = config.load(None)
+    assert loaded.server.lmtp_listen == ListenAddress("127.0.0.1", 2424)
+    assert loaded.server.http_listen == ListenAddress("127.0.0.1", 8025)
+    assert loaded.server.smtp_listen is None
+    assert loaded.state.dir == "./var"
+    assert [g.type for g in loaded.gateways] == ["outbox"]
+
+
+def test_empty_file_equals_defaults() -> None:
+    assert config.parse("", "x") == config.Config(source="x")
+
+
+def test_example_configuration_loads() -> None:
+    loaded = config.load(ROOT / "conf" / "mailsms.toml")
+    assert loaded.server.lmtp_listen is not None
+
+
+def test_example_configuration_names_every_key() -> None:
+    """conf/mailsms.toml documents every key that exists (commented or not)."""
+    import dataclasses
+
+    text = (ROOT / "conf" / "mailsms.toml").read_text()
+    for section in dataclasses.fields(config.Config):
+        if section.name in ("gateways", "source"):
+            continue
+        assert f"[{section.name}]" in text, section.name
+        cls = config._section_types()[section.name]
+        for key in dataclasses.fields(cls):
+            assert f"{key.name} =" in text, f"{section.name}.{key.name}"
+
+
+def test_unknown_key_is_named_with_its_line_and_a_suggestion() -> None:
+    assert problems("[server]\n\nlmtp_listn = '127.0.0.1:1'\n") == [
+        "f.toml:3: server.lmtp_listn: unknown key (did you mean 'lmtp_listen'?)"
+    ]
+
+
+def test_unknown_section_is_an_error() -> None:
+    assert problems("[sever]\n") == ["f.toml:1: sever: unknown section or key"]
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    found = problems(
+        "[server]\nmax_recipients = 'many'\nlmtp_listen = 'nohost'\n[segment]\noverlength = 'cut'\n[queue]\nfoo = 1\n"
+    )
+    assert len(found) == 4
+    assert any("server.max_recipients: expected an integer, got string" in p for p in found)
+    assert any("f.toml:3: server.lmtp_listen: bad listen address" in p for p in found)
+    assert any("f.toml:5: segment.overlength: expected one of 'truncate', 'reject'" in p for p in found)
+    assert any("f.toml:7: queue.foo: unknown key" in p for p in found)
+
+
+def test_wrong_types_are_named() -> None:
+    found = problems("[server]\nmax_recipients = true\nmessage_size_limit = 'big'\n[address]\nsms_domains = 'x'\n")
+    assert any("server.max_recipients: expected an integer, got boolean" in p for p in found)
+    assert any("server.message_size_limit: bad size 'big'" in p for p in found)
+    assert any("address.sms_domains: expected an array of strings" in p for p in found)
+
+
+def test_bad_toml_names_the_line() -> None:
+    (found,) = problems("[server\n")
+    assert found.startswith("f.toml: (syntax): bad TOML") and "line 1" in found
+
+
+def test_section_must_be_a_table() -> None:
+    assert problems("server = 1\n") == ["f.toml:1: server: must be a table: write [server]"]
+
+
+def test_empty_listen_turns_listener_off() -> None:
+    assert config.parse("[server]\nhttp_listen = ''\n").server.http_listen is None
+
+
+def test_sizes_and_ranges() -> None:
+    loaded = config.parse("[server]\nmessage_size_limit = '1M'\n")
+    assert loaded.server.message_size_limit == 1024 * 1024
+    assert problems("[server]\nmax_recipients = 0\n") == [
+        "f.toml:2: server.max_recipients: must be between 1 and 100000, got 0"
+    ]
+
+
+def test_gateways_are_an_array_of_tables_with_id_and_type() -> None:
+    loaded = config.parse("[[gateway]]\nid = 'out'\ntype = 'outbox'\ndir = '/tmp/o'\n")
+    (gateway,) = loaded.gateways
+    assert (gateway.id, gateway.type) == ("out", "outbox")
+    assert gateway.options.dir == "/tmp/o"  # type: ignore[attr-defined]
+
+
+def test_gateway_problems_name_index_and_key() -> None:
+    found = problems(
+        "[[gateway]]\nid = 'a'\ntype = 'outbox'\ndri = 'x'\n"
+        "[[gateway]]\nid = 'a'\ntype = 'outbox'\n"
+        "[[gateway]]\ntype = 'carrier-pigeon'\n"
+    )
+    assert "f.toml:4: gateway[0].dri: unknown key (did you mean 'dir'?)" in found
+    assert "f.toml:6: gateway[1].id: duplicate gateway id 'a'" in found
+    assert any(p.startswith("f.toml:8: gateway[2].id: required") for p in found)
+    assert any("gateway[2].type: required, one of outbox, http" in p for p in found)
+
+
+def test_gateway_must_be_array_of_tables() -> None:
+    assert problems("[gateway]\nid = 'a'\n") == ["f.toml:1: gateway: must be an array of tables: write [[gateway]]"]
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigInvalid) as info:
+        config.load(tmp_path / "none.toml")
+    assert info.value.details() == [
+        f"{tmp_path / 'none.toml'}: (file): cannot read configuration file: No such file or directory"
+    ]
+    assert info.value.exit_code == 78
+
+
+def test_config_path_prefers_flag_then_environment() -> None:
+    assert config.config_path("a.toml", {"MAILSMS_CONFIG": "b.toml"}) == Path("a.toml")
+    assert config.config_path(None, {"MAILSMS_CONFIG": "b.toml"}) == Path("b.toml")
+    assert config.config_path(None, {}) is None
+
+
+def test_overrides_replace_only_what_is_given() -> None:
+    base = config.Config()
+    changed = config.with_overrides(base, state_dir="/s", http_listen=None)
+    assert changed.state.dir == "/s"
+    assert changed.server.http_listen is None
+    assert changed.server.lmtp_listen == base.server.lmtp_listen
+
+
+def test_configuration_is_frozen() -> None:
+    loaded = config.Config()
+    with pytest.raises(AttributeError):
+        loaded.server.max_recipients = 5  # type: ignore[misc]
