@@ -21,8 +21,11 @@ from mailsms import __version__
 from mailsms.errors import EX_SOFTWARE, EX_USAGE, MailsmsError
 
 COMMAND_MODULES: tuple[str, ...] = (
+    "mailsms.cmd_address",
     "mailsms.cmd_serve",
     "mailsms.cmd_check",
+    "mailsms.cmd_queue",
+    "mailsms.cmd_split",
 )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal
 
 from mailsms.errors import ConfigError
-from mailsms.schema import Problem, bounded, build, key_lines, listen, size
+from mailsms.schema import Problem, bounded, build, duration, key_lines, listen, size
 from mailsms.values import ListenAddress
 from transports.registry import GATEWAY_TYPES, options_class
 
@@ -64,6 +64,30 @@ class SegmentConfig:
 
 
 @dataclass(frozen=True)
+class QueueConfig:
+    """Retries and expiry, with Postfix's names and meanings."""
+
+    minimal_backoff_time: float = duration("300s")
+    maximal_backoff_time: float = duration("4000s")
+    maximal_queue_lifetime: float = duration("7200m")
+    queue_run_delay: float = duration("1s")
+    # Parallel submits per gateway.
+    concurrency: int = bounded(4, 1, 1000)
+    # How long a graceful stop waits for messages in flight.
+    stop_grace_time: float = duration("30s")
+
+
+@dataclass(frozen=True)
+class ComposeConfig:
+    """How the SMS text is made from a mail (see mailsms.compose)."""
+
+    template: str = "{subject}: {body}"
+    text_bounces: bool = False
+    strip_quotes: bool = True
+    strip_signature: bool = True
+
+
+@dataclass(frozen=True)
 class EmptySection:
     """A section whose keys arrive with a later feature; any key is unknown today."""
 
@@ -90,8 +114,8 @@ class Config:
     state: StateConfig = field(default_factory=StateConfig)
     address: AddressConfig = field(default_factory=AddressConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
-    queue: EmptySection = field(default_factory=EmptySection)
-    compose: EmptySection = field(default_factory=EmptySection)
+    queue: QueueConfig = field(default_factory=QueueConfig)
+    compose: ComposeConfig = field(default_factory=ComposeConfig)
     replylog: EmptySection = field(default_factory=EmptySection)
     inbound: EmptySection = field(default_factory=EmptySection)
     mailout: EmptySection = field(default_factory=EmptySection)
@@ -126,8 +150,25 @@ def _section_types() -> dict[str, type]:
 
 
 def _validate_segment(seg: SegmentConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    from mailsms.segment import marker_problems
+
     if seg.reference_bits not in (8, 16):
         problems.append(Problem("segment.reference_bits", "must be 8 or 16", lines.get("segment.reference_bits")))
+    for message in marker_problems(seg.truncate_marker_gsm, seg.truncate_marker_ucs2):
+        key = "segment." + (message.split()[0] if message.startswith("truncate_marker") else "truncate_marker_gsm")
+        problems.append(Problem(key, message, lines.get(key)))
+
+
+def _validate_address(address: AddressConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    if not address.default_region:
+        return
+    import phonenumbers
+
+    if address.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        key = "address.default_region"
+        problems.append(
+            Problem(key, f"unknown region {address.default_region!r}: use an ISO 3166 code", lines.get(key))
+        )
 
 
 def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[GatewayConfig, ...]:
@@ -163,6 +204,9 @@ def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) ->
         options: object = build(
             opts_cls, table, prefix, problems, partial(_line_or, lines, where), skip=frozenset({"id", "type"})
         )
+        validate = getattr(options, "validate", None)
+        for key, message in validate() if callable(validate) else ():
+            problems.append(Problem(f"{prefix}.{key}", message, lines.get(f"{prefix}.{key}", where)))
         result.append(GatewayConfig(id=gw_id, type=str(gw_type), options=options))
     return tuple(result) if result else default_gateways()
 
@@ -194,6 +238,7 @@ def parse(text: str, source: str = "<string>") -> Config:
         sections[name] = build(types[name], value, name, problems, lines.get)
     config = Config(source=source, **sections)  # type: ignore[arg-type]
     _validate_segment(config.segment, problems, lines)
+    _validate_address(config.address, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

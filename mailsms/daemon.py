@@ -19,9 +19,13 @@ from aiohttp import web
 from mailsms import __version__
 from mailsms.config import Config
 from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError
-from mailsms.server import Handler, listen, lmtp_factory, smtp_factory
+from mailsms.scheduler import RetryPolicy, Scheduler
+from mailsms.server import Handler, listen, protocol_factory
+from mailsms.store.sqlite import SqliteStore
 from mailsms.values import ListenAddress
 from mailsms.web import make_app
+from transports import registry
+from transports.base import DeliveryReport, Transport, TransportContext
 
 log = logging.getLogger("mailsms.master")
 
@@ -61,23 +65,56 @@ class Daemon:
     servers: list[asyncio.Server] = field(default_factory=list)
     runner: web.AppRunner | None = None
     bound: dict[str, ListenAddress] = field(default_factory=dict)
+    store: SqliteStore | None = None
+    transports: dict[str, Transport] = field(default_factory=dict)
+    scheduler: Scheduler | None = None
+    _scheduler_task: asyncio.Task[None] | None = None
+    handler: Handler | None = None
 
     async def start(self) -> None:
         try:
             await self._bind_listeners()
             prepare_state_dir(self.config.state_dir)
+            await self._start_queue()
         except BaseException:
             await self.stop()
             raise
+        for srv in self.servers:
+            await srv.start_serving()
         where = ", ".join(f"{name} on {addr}" for name, addr in self.bound.items()) or "no listeners"
         log.info("daemon started -- version %s, configuration %s: %s", __version__, self.config.source, where)
 
+    async def _start_queue(self) -> None:
+        """Open the queue, start the transports and the scheduler; listeners serve only after this."""
+        state_dir = self.config.state_dir
+        try:
+            self.store = SqliteStore.open(state_dir)
+        except Exception as exc:
+            raise StateDirError(f"cannot open the queue in {state_dir} (state.dir): {exc}") from None
+        for gateway in self.config.gateways:
+            context = TransportContext(gateway.id, state_dir, self._on_report)
+            transport = registry.create(gateway.type, gateway.options, context)
+            await transport.start()
+            self.transports[gateway.id] = transport
+        queue = self.config.queue
+        policy = RetryPolicy(
+            queue.minimal_backoff_time, queue.maximal_backoff_time, queue.maximal_queue_lifetime, queue.queue_run_delay
+        )
+        self.scheduler = Scheduler(self.store, self.transports, policy, concurrency=queue.concurrency)
+        self.handler.store = self.store  # type: ignore[union-attr]
+        self.handler.wake = self.scheduler.wake  # type: ignore[union-attr]
+        self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+
+    async def _on_report(self, report: DeliveryReport) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.on_report(report)
+
     async def _bind_listeners(self) -> None:
         server_cfg = self.config.server
-        handler = Handler(server_cfg)
+        self.handler = handler = Handler(self.config, None, _no_wake)  # store and wake are set by _start_queue
         for name, key, addr, factory in (
-            ("lmtp", "server.lmtp_listen", server_cfg.lmtp_listen, lmtp_factory(handler)),
-            ("smtp", "server.smtp_listen", server_cfg.smtp_listen, smtp_factory(handler)),
+            ("lmtp", "server.lmtp_listen", server_cfg.lmtp_listen, protocol_factory(handler, lmtp=True)),
+            ("smtp", "server.smtp_listen", server_cfg.smtp_listen, protocol_factory(handler, lmtp=False)),
         ):
             if addr is None:
                 continue
@@ -102,11 +139,24 @@ class Daemon:
         self.bound["http"] = _bound_address(server, addr) if isinstance(server, asyncio.Server) else addr
 
     async def stop(self) -> None:
+        """Stop taking mail, let messages in flight finish, then close transports and the queue."""
         for srv in self.servers:
             srv.close()
         for srv in self.servers:
             await srv.wait_closed()
         self.servers.clear()
+        if self.scheduler is not None:
+            await self.scheduler.stop(self.config.queue.stop_grace_time)
+        if self._scheduler_task is not None:
+            self._scheduler_task.cancel()
+            await asyncio.gather(self._scheduler_task, return_exceptions=True)
+            self._scheduler_task = None
+        for transport in self.transports.values():
+            await transport.close()
+        self.transports.clear()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
@@ -128,6 +178,10 @@ class Daemon:
             await self.stop()
         log.info("daemon stopped")
         return 0
+
+
+def _no_wake() -> None:
+    """Placeholder until the scheduler exists; listeners do not serve before that."""
 
 
 def _note_signal(stopping: asyncio.Event, name: str) -> None:

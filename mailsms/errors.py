@@ -75,6 +75,15 @@ class BadAddressSyntax(MailsmsError):
     default_reason = "bad address syntax"
 
 
+class BadContent(MailsmsError):
+    """The message body cannot be turned into what was asked (e.g. ``binary=1`` without hex)."""
+
+    code = 554
+    enhanced = "5.6.0"
+    exit_code = EX_DATAERR
+    default_reason = "message content not acceptable"
+
+
 class NotAuthorized(MailsmsError):
     """Policy forbids this sender, client or destination."""
 
@@ -165,6 +174,7 @@ ALL_ERRORS: tuple[type[MailsmsError], ...] = (
     BadNumber,
     UnknownDomain,
     BadAddressSyntax,
+    BadContent,
     NotAuthorized,
     AuthFailed,
     MessageTooLong,

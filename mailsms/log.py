@@ -101,6 +101,7 @@ def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
 def event(
     qid: str,
     *,
+    sender: str | None = None,
     to: str | None = None,
     relay: str | None = None,
     delay: float | None = None,
@@ -111,6 +112,8 @@ def event(
 ) -> str:
     """One Postfix-style event line: ``QID: to=<...>, relay=..., delay=..., dsn=..., status=... (reason)``."""
     fields: list[str] = []
+    if sender is not None:
+        fields.append(f"from=<{sender}>")
     if to is not None:
         fields.append(f"to=<{redact(to)}>")
     if relay is not None:

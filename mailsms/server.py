@@ -1,9 +1,9 @@
-"""LMTP and SMTP listeners on aiosmtpd.
+"""LMTP and SMTP listeners: the policy half (the protocol half is mailsms.smtpproto).
 
-The handler keeps protocol and policy apart: aiosmtpd speaks the protocol,
-``Handler`` decides each reply.  Until the durable queue is in place a
-recipient is deferred (451 4.3.2) at RCPT, so the MTA keeps the mail and
-nothing that was accepted can be lost.
+Recipients are checked at RCPT with the error tree's replies.  After DATA
+the text is composed once, split per recipient, and every recipient's rows
+are committed in one group commit before any 250 is sent.  No SMS is sent
+here: the scheduler works from the queue only.
 """
 
 from __future__ import annotations
@@ -11,73 +11,169 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
-from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import Session
 
 from mailsms import __version__
-from mailsms.config import ServerConfig
-from mailsms.log import redact
+from mailsms.address import parse_address, redact
+from mailsms.compose import Composed, compose
+from mailsms.config import Config
+from mailsms.errors import MailsmsError, UnknownDomain
+from mailsms.ingest import Recipient, build_message, choose_gateway, new_queue_id, segment_for
+from mailsms.log import event
+from mailsms.segment import ReferenceCounter
+from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
+from mailsms.store import NewMessage
+from mailsms.store.sqlite import SqliteStore
 
 log = logging.getLogger("mailsms.server")
 
-REPLY_NOT_READY = "451 4.3.2 mailsms cannot queue SMS yet: try again later"
+REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
+REPLY_RCPT_OK = "250 2.1.5 recipient OK"
 
 
 class Handler:
-    """Decides the reply to each command; protocol details stay in aiosmtpd."""
+    """Decides each reply; aiosmtpd (through mailsms.smtpproto) speaks the protocol."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: SqliteStore | None,
+        wake: Callable[[], None],
+        *,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = new_queue_id,
+    ) -> None:
         self.config = config
+        self.store = store
+        self.wake = wake
+        self.clock = clock
+        self.new_id = new_id
+        self.references = ReferenceCounter(config.segment.reference_bits)
+        self._gateway_ids = {g.id for g in config.gateways}
 
-    async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
-    ) -> str:
-        log.info("%s: to=<%s>, status=deferred (%s)", session.peer, redact(address), REPLY_NOT_READY[4:])
-        return REPLY_NOT_READY
+    @property
+    def message_size_limit(self) -> int:
+        return self.config.server.message_size_limit
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        # Unreachable while every RCPT is deferred; kept explicit so DATA never gets a 250 by accident.
-        return "\r\n".join(REPLY_NOT_READY for _ in envelope.rcpt_tos) or "503 5.5.1 no valid recipients"
+    def check_mail(self, envelope: SmsEnvelope, sender: str, params: dict[str, str]) -> str | None:
+        size = params.get("SIZE", "")
+        if size and (not size.isdigit() or int(size) > self.message_size_limit):
+            return "552 5.3.4 message size exceeds fixed maximum message size"
+        return None
+
+    def check_rcpt(self, envelope: SmsEnvelope, address: str, params: dict[str, str]) -> str:
+        if len(envelope.accepted) >= self.config.server.max_recipients:
+            return REPLY_TOO_MANY_RECIPIENTS
+        shown = redact(address)
+        try:
+            parsed = parse_address(address, self.config.address, default_maxmsgs=self.config.segment.maxmsgs)
+            wanted = parsed.params.gateway_id
+            if wanted and wanted not in self._gateway_ids:
+                raise UnknownDomain(f"no gateway with id {wanted!r} (parameter id)")
+        except MailsmsError as exc:
+            log.info("reject: RCPT to=<%s>: %s", shown, exc.reply())
+            return exc.reply()
+        envelope.accepted.append(Recipient(address=parsed, shown=shown, dsn=params))
+        envelope.rcpt_tos.append(shown)
+        return REPLY_RCPT_OK
+
+    async def deliver(
+        self, session: Session, envelope: SmsEnvelope, content: bytes, *, all_or_nothing: bool
+    ) -> list[str]:
+        recipients: list[Recipient] = envelope.accepted
+        sender = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
+        composed = compose(content, self.config.compose)
+        if (not sender or composed.auto_submitted) and not self.config.compose.text_bounces:
+            why = "null sender" if not sender else "auto-submitted"
+            log.info("discarded: from=<%s>, nrcpt=%d: %s mail is never sent as SMS", sender, len(recipients), why)
+            return ["250 2.0.0 accepted; a bounce or auto-reply is not sent as SMS"] * len(recipients)
+        now = self.clock()
+        replies: list[str] = []
+        rows: list[NewMessage] = []
+        for recipient in recipients:
+            try:
+                rows.append(self._row(recipient, sender, composed, envelope, now))
+                replies.append("")
+            except MailsmsError as exc:
+                replies.append(exc.reply())
+        if all_or_nothing and any(replies):
+            failure = next(r for r in replies if r)
+            return [failure] * len(recipients)
+        if rows:
+            if self.store is None:
+                return [r or "451 4.3.2 queue not ready, try again later" for r in replies]
+            try:
+                await self.store.enqueue(rows)
+            except MailsmsError as exc:
+                log.warning("queue commit failed for %d recipient(s): %s", len(rows), exc.reply())
+                return [r or exc.reply() for r in replies]
+            self.wake()
+        queued = iter(rows)
+        result = []
+        for reply in replies:
+            if reply:
+                result.append(reply)
+                continue
+            row = next(queued)
+            log.info(event(row.id, sender=sender, to=row.recipient, relay=row.gateway, parts=len(row.parts),
+                           size=len(content), status="queued"))  # fmt: skip
+            result.append(f"250 2.0.0 {row.id} queued as SMS ({len(row.parts)} part{'s' * (len(row.parts) != 1)})")
+        return result
+
+    def _row(
+        self, recipient: Recipient, sender: str, composed: Composed, envelope: SmsEnvelope, now: float
+    ) -> NewMessage:
+        address = recipient.address
+        text = address.params.body if address.params.body else composed.text
+        segmentation = segment_for(address, text, self.config.segment, self.references.next(address.number))
+        dsn = {k: v for k, v in envelope.mail_params.items() if k in ("RET", "ENVID")}
+        return build_message(
+            queue_id=self.new_id(),
+            now=now,
+            sender=sender,
+            recipient=recipient,
+            text=text,
+            segmentation=segmentation,
+            gateway=choose_gateway(address, self.config.gateways),
+            envelope_dsn=dsn,
+            headers=composed.original_headers,
+        )
+
+    async def handle_EHLO(
+        self, server: Any, session: Session, envelope: SmsEnvelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        extra = ["250-ENHANCEDSTATUSCODES", "250-PIPELINING", "250-DSN", f"250-SIZE {self.message_size_limit}"]
+        return [responses[0], *extra, *responses[1:]]
 
 
 def _hostname() -> str:
     return socket.getfqdn()
 
 
-def lmtp_factory(handler: Handler) -> Any:
+def protocol_factory(handler: Handler, lmtp: bool) -> Callable[[], asyncio.Protocol]:
     """A protocol factory for ``loop.create_server``."""
     hostname = _hostname()
+    cls = GatewayLMTP if lmtp else GatewaySMTP
 
-    def make() -> LMTP:
-        return LMTP(
+    def make() -> asyncio.Protocol:
+        proto: asyncio.Protocol = cls(
             handler,
-            data_size_limit=None,  # enforced per recipient by the handler (INTEROP.md)
+            data_size_limit=None,  # enforced per recipient by smtpproto (INTEROP.md)
             enable_SMTPUTF8=True,
             hostname=hostname,
             ident=f"mailsms {__version__}",
         )
+        return proto
 
     return make
 
 
-def smtp_factory(handler: Handler) -> Any:
-    hostname = _hostname()
-
-    def make() -> SMTP:
-        return SMTP(
-            handler,
-            data_size_limit=None,
-            enable_SMTPUTF8=True,
-            hostname=hostname,
-            ident=f"mailsms {__version__}",
-        )
-
-    return make
-
-
-async def listen(factory: Any, host: str, port: int) -> asyncio.Server:
-    """Bind one listener; OSError propagates for the caller to name the address."""
+async def listen(factory: Callable[[], asyncio.Protocol], host: str, port: int) -> asyncio.Server:
+    """Bind one listener without serving yet; OSError propagates for the caller to name the address."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(factory, host, port)
+    return await loop.create_server(factory, host, port, start_serving=False)

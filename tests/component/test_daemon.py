@@ -28,18 +28,6 @@ async def test_lmtp_answers_lhlo(daemon: Daemon) -> None:
     await client.close()
 
 
-async def test_recipient_is_deferred_until_the_queue_exists(daemon: Daemon) -> None:
-    """Nothing can be accepted without a durable queue: the MTA keeps the mail (4xx)."""
-    lmtp = daemon.bound["lmtp"]
-    client = await LmtpClient.connect(lmtp.host, lmtp.port)
-    await client.command("LHLO mta")
-    _, rcpts, data = await client.send("a@example.com", ['"sms:+15551234567"@sms.example.com'], b"Subject: x\n\nhi\n")
-    assert [r.code for r in rcpts] == [451]
-    assert rcpts[0].lines[0].startswith("4.3.2")
-    assert data == []
-    await client.close()
-
-
 async def test_healthz_answers_json(daemon: Daemon) -> None:
     http = daemon.bound["http"]
     async with aiohttp.ClientSession() as session, session.get(f"http://{http.host}:{http.port}/healthz") as resp:

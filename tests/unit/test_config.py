@@ -148,3 +148,20 @@ def test_configuration_is_frozen() -> None:
     loaded = config.Config()
     with pytest.raises(AttributeError):
         loaded.server.max_recipients = 5  # type: ignore[misc]
+
+
+def test_truncation_marker_must_be_gsm() -> None:
+    (found,) = problems("[segment]\ntruncate_marker_gsm = '…'\n")
+    assert found.startswith("f.toml:2: segment.truncate_marker_gsm:")
+
+
+def test_unknown_default_region_is_named() -> None:
+    assert problems("[address]\ndefault_region = 'XX'\n") == [
+        "f.toml:2: address.default_region: unknown region 'XX': use an ISO 3166 code"
+    ]
+    assert config.parse("[address]\ndefault_region = 'de'\n").address.default_region == "de"
+
+
+def test_fake_gateway_regex_is_checked() -> None:
+    (found,) = problems("[[gateway]]\nid = 'f'\ntype = 'fake'\nhang = '('\n")
+    assert found.startswith("f.toml:4: gateway[0].hang: bad regular expression")

@@ -1,0 +1,138 @@
+"""Compose: the SMS text from a mail (pure; never raises, bounded work on any bytes).
+
+How a mail becomes SMS text
+    1. The body: the ``text/plain`` parts, else the ``text/html`` parts turned into
+       text (:mod:`mailsms.compose_html`); in ``multipart/alternative`` one
+       alternative.  Charsets and transfer encodings are decoded leniently
+       (:mod:`mailsms.compose_headers`); attachments are skipped and listed by name
+       in ``Composed.attachments`` for the log, never sent (:mod:`mailsms.compose_mime`).
+    2. Quoted replies and signatures are dropped (``compose.strip_quotes``,
+       ``compose.strip_signature``; rules in :mod:`mailsms.compose_clean`), control
+       and invisible characters removed, and all whitespace collapsed to single spaces.
+    3. ``compose.template`` puts subject, body and sender together
+       (:mod:`mailsms.compose_template`: ``{subject}: {body}``, fallback chains
+       ``{subject|body|'(no text)'}``, separators dropped next to empty values).
+
+Bounces
+    ``Composed.auto_submitted`` says whether the mail is an automatic one by its
+    headers: ``Auto-Submitted`` other than ``no``, or ``Content-Type:
+    multipart/report`` (delivery and read reports).  The server discards those
+    (with the null reverse-path) unless ``compose.text_bounces``; compose only tells.
+
+Bounds
+    At most 256 KiB of raw bytes of a text part are decoded, at most 64 Ki
+    characters of text kept (an SMS holds at most ~39,000), at most 100 MIME
+    parts and 256 header fields per part are looked at, and header values are
+    decoded from at most 16 KiB.  A 50 MB body costs a scan for its boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailsms.compose_clean import MAX_TEXT_CHARS, clean_body
+from mailsms.compose_headers import Fields, header_text, parse_head, plain_text
+from mailsms.compose_mime import extract
+from mailsms.compose_template import DEFAULT_TEMPLATE, Template, check_template, parse_template
+from mailsms.config import ComposeConfig
+
+__all__ = ["Composed", "check_template", "compose"]
+
+MAX_HEADER_CHARS = 998  # RFC 5322 line limit, for the headers kept for reports
+ORIGINAL_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
+_ORIGINAL_HEADERS = tuple((name, name.lower().encode("ascii")) for name in ORIGINAL_HEADERS)
+_DECODED = tuple(key for _, key in _ORIGINAL_HEADERS)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """What compose makes of a mail: the SMS text and what the log and reports need."""
+
+    text: str  # the SMS text after template, cleaned, whitespace collapsed
+    subject: str  # decoded
+    from_header: str  # decoded From: header value ('' when missing)
+    message_id: str  # '' when missing
+    in_reply_to: str
+    references: str
+    auto_submitted: bool  # auto-reply / bounce / report by its headers
+    attachments: tuple[str, ...]  # file names (or content types) of skipped parts, for the log
+    original_headers: tuple[tuple[str, str], ...]  # decoded From, To, Cc, Subject, Date, Message-ID, each <= 998 chars
+
+
+EMPTY = Composed("", "", "", "", "", "", False, (), ())
+
+
+def compose(raw: bytes, config: ComposeConfig) -> Composed:
+    """The SMS text and facts of the mail ``raw``; never raises (worst case: an empty result)."""
+    try:
+        return _compose(raw, config)
+    except Exception:  # the listener must answer whatever arrives; the rules above never get here
+        return EMPTY
+
+
+def _compose(raw: bytes, config: ComposeConfig, *, fast: bool = True) -> Composed:
+    fields, body_start = parse_head(raw, 0, len(raw))
+    extracted = extract(raw, fields, body_start, fast=fast)
+    options = {"strip_quotes": config.strip_quotes, "strip_signature": config.strip_signature}
+    if extracted.has_plain:
+        body = clean_body("\n\n".join(extracted.plain), **options)
+    elif extracted.html:
+        from mailsms.compose_html import html_to_text
+
+        body = clean_body("\n\n".join(html_to_text(markup, **options) for markup in extracted.html), **options)
+    else:
+        body = ""
+    decoded = {key: header_text(fields[key]) for key in _DECODED if key in fields}
+    subject = decoded.get(b"subject", "")
+    name, address = sender(fields.get(b"from", b""))
+    values = {
+        "subject": subject,
+        "body": body,
+        "from": name or address,
+        "from_addr": address,
+        "to": decoded.get(b"to", ""),
+    }
+    return Composed(
+        text=_template(config.template).render(values)[:MAX_TEXT_CHARS],
+        subject=subject,
+        from_header=decoded.get(b"from", ""),
+        message_id=plain_text(fields.get(b"message-id", b""))[:MAX_HEADER_CHARS],
+        in_reply_to=plain_text(fields.get(b"in-reply-to", b""))[:MAX_HEADER_CHARS],
+        references=plain_text(fields.get(b"references", b"")),
+        auto_submitted=is_auto_submitted(fields),
+        attachments=tuple(extracted.attachments),
+        original_headers=tuple(
+            (name, decoded[key][:MAX_HEADER_CHARS]) for name, key in _ORIGINAL_HEADERS if key in decoded
+        ),
+    )
+
+
+def _template(template: str) -> Template:
+    parsed = parse_template(template)
+    if isinstance(parsed, str):
+        parsed = parse_template(DEFAULT_TEMPLATE)
+        assert isinstance(parsed, Template)
+    return parsed
+
+
+def is_auto_submitted(fields: Fields) -> bool:
+    """An automatic mail by its headers: ``Auto-Submitted`` other than ``no``, or a ``multipart/report``."""
+    auto = fields.get(b"auto-submitted", b"").split(b";", 1)[0].strip().lower()
+    return auto not in (b"", b"no") or fields.get(b"content-type", b"").lstrip().lower().startswith(b"multipart/report")
+
+
+def sender(raw: bytes) -> tuple[str, str]:
+    """``(display name, address)`` of a From value, each decoded ('' when absent)."""
+    text = raw.decode("latin-1")
+    if "<" in text and ">" in text.rpartition("<")[2]:
+        before, _, rest = text.rpartition("<")
+        address = rest.partition(">")[0].strip()
+        name = before.strip()
+    elif "(" in text and text.rstrip().endswith(")"):
+        address, _, comment = text.partition("(")
+        name = comment.rstrip().removesuffix(")")
+        address = address.strip()
+    else:
+        return "", header_text(raw)
+    name = header_text(name.encode("latin-1")).strip().strip('"').strip()
+    return name, header_text(address.encode("latin-1")).replace(" ", "")

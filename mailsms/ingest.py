@@ -1,0 +1,106 @@
+"""From an accepted recipient and a composed text to the rows the queue commits (pure)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+
+from mailsms.address import SmsAddress
+from mailsms.config import GatewayConfig, SegmentConfig
+from mailsms.errors import BadContent
+from mailsms.segment import Segmentation, split_binary, split_with_config
+from mailsms.store import NewMessage, NewPart
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One recipient accepted at RCPT time."""
+
+    address: SmsAddress
+    shown: str  # the address as given, pass= redacted: for logs and queue listings
+    dsn: dict[str, str] = field(default_factory=dict)  # NOTIFY, ORCPT
+
+
+def new_queue_id() -> str:
+    """A Postfix-looking queue id: 12 upper-case hex digits."""
+    return secrets.token_hex(6).upper()
+
+
+def choose_gateway(address: SmsAddress, gateways: tuple[GatewayConfig, ...]) -> str:
+    """``id=`` when given (checked at RCPT), else the first gateway (routing rules come later)."""
+    wanted = address.params.gateway_id
+    if wanted and any(g.id == wanted for g in gateways):
+        return wanted
+    return gateways[0].id
+
+
+def segment_for(address: SmsAddress, text: str, config: SegmentConfig, reference: int) -> Segmentation:
+    """Split ``text`` for one recipient, honouring its maxmsgs, binary and udh parameters."""
+    params = address.params
+    if params.binary:
+        try:
+            data = bytes.fromhex("".join(text.split()))
+        except ValueError:
+            raise BadContent("binary=1 needs the message body as hex digits") from None
+        udh = bytes.fromhex(params.udh) if params.udh else b""
+        return split_binary(data, udh=udh, maxmsgs=address.maxmsgs, reference=reference)
+    return split_with_config(text, config, maxmsgs=address.maxmsgs, reference=reference)
+
+
+def transport_params(address: SmsAddress) -> str:
+    """The parameters a transport needs, as JSON; ``pass`` is never stored."""
+    params = address.params
+    kept: dict[str, object] = {}
+    if params.sender:
+        kept["sender"] = params.sender
+    if params.pid is not None:
+        kept["pid"] = params.pid
+    if params.dcs is not None:
+        kept["dcs"] = params.dcs
+    if params.flash:
+        kept["flash"] = True
+    if params.values:
+        kept["value"] = list(params.values)
+    if params.reply:
+        kept["reply"] = params.reply
+    if params.user:
+        kept["user"] = params.user
+    return json.dumps(kept, separators=(",", ":"))
+
+
+def build_message(
+    *,
+    queue_id: str,
+    now: float,
+    sender: str,
+    recipient: Recipient,
+    text: str,
+    segmentation: Segmentation,
+    gateway: str,
+    envelope_dsn: dict[str, str],
+    headers: tuple[tuple[str, str], ...],
+) -> NewMessage:
+    return NewMessage(
+        id=queue_id,
+        created=now,
+        sender=sender,
+        recipient=recipient.shown,
+        number=recipient.address.number,
+        gateway=gateway,
+        encoding=segmentation.encoding,
+        text=text,
+        parts=tuple(
+            NewPart(
+                seq=index,
+                text=part.text,
+                udh=part.udh,
+                data=part.data if segmentation.encoding == "binary" else None,
+            )
+            for index, part in enumerate(segmentation.parts, start=1)
+        ),
+        params=transport_params(recipient.address),
+        dsn=json.dumps({**envelope_dsn, **recipient.dsn}, separators=(",", ":")),
+        headers=json.dumps(headers, separators=(",", ":")),
+        truncated=segmentation.truncated,
+    )

@@ -1,0 +1,102 @@
+"""The durable queue: value types shared by every store implementation.
+
+The embedded store is SQLite (``mailsms.store.sqlite``); the interface is
+kept small so that a PostgreSQL store can implement it later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Message states as ``mailsms queue list`` shows them (a contract).
+QUEUED = "queued"
+DEFERRED = "deferred"
+HOLD = "hold"
+SUBMITTED = "submitted"
+DELIVERED = "delivered"
+FAILED = "failed"
+EXPIRED = "expired"
+ACTIVE_STATES = (QUEUED, DEFERRED, HOLD, SUBMITTED)
+FINAL_STATES = (DELIVERED, FAILED, EXPIRED)
+
+# Part states: queued -> sending -> submitted -> delivered | failed.
+PART_QUEUED = "queued"
+PART_SENDING = "sending"
+PART_SUBMITTED = "submitted"
+PART_DELIVERED = "delivered"
+PART_FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class NewPart:
+    seq: int
+    text: str
+    udh: bytes = b""
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """One recipient number of one accepted mail, ready to be committed."""
+
+    id: str
+    created: float
+    sender: str  # envelope sender; "" for the null reverse-path
+    recipient: str  # the address as shown to people: pass= already redacted
+    number: str
+    gateway: str
+    encoding: str
+    text: str
+    parts: tuple[NewPart, ...]
+    params: str = "{}"  # JSON: sms: parameters the transport needs (never pass)
+    dsn: str = "{}"  # JSON: ENVID, RET, NOTIFY, ORCPT for the NDR issue
+    headers: str = "[]"  # JSON: original headers for NDRs
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    seq: int
+    text: str
+    udh: bytes
+    data: bytes | None
+    state: str
+    gateway_msgid: str
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: str
+    created: float
+    sender: str
+    recipient: str
+    number: str
+    gateway: str
+    encoding: str
+    text: str
+    params: str
+    dsn: str
+    headers: str
+    state: str
+    attempts: int
+    next_attempt: float
+    reason: str
+    dsn_code: str
+    possible_duplicate: bool
+    parts: tuple[StoredPart, ...]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One row of ``mailsms queue list``."""
+
+    id: str
+    sender: str
+    to: str
+    state: str
+    parts: int
+    sent_parts: int
+    attempts: int
+    created: float
+    next_attempt: float
+    reason: str

@@ -1,0 +1,306 @@
+"""The embedded queue store: SQLite in WAL mode with ``synchronous=FULL``.
+
+The hot path uses plain ``sqlite3`` with explicit ``BEGIN IMMEDIATE``;
+sqlite-utils creates the schema.  ``enqueue`` is group-committed on the
+event loop: every session that finishes DATA in the same loop iteration
+shares one transaction and one fsync, and none gets its 250 before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from mailsms.errors import InternalError, MailsmsError, QueueFull
+from mailsms.store import (
+    ACTIVE_STATES,
+    DELIVERED,
+    FINAL_STATES,
+    HOLD,
+    PART_DELIVERED,
+    PART_FAILED,
+    PART_QUEUED,
+    PART_SUBMITTED,
+    SUBMITTED,
+    NewMessage,
+    StoredMessage,
+    StoredPart,
+    Summary,
+)
+from mailsms.store.schema import SCHEMA_VERSION, create_schema
+
+DB_NAME = "queue.sqlite"
+_MESSAGE_COLUMNS = (
+    "id", "created", "sender", "recipient", "number", "gateway", "encoding", "text", "params", "dsn", "headers",
+    "state", "attempts", "next_attempt", "reason", "dsn_code", "possible_duplicate",
+)  # fmt: skip
+
+
+def storage_error(exc: BaseException) -> MailsmsError:
+    """Map a database failure to its SMTP answer: 452 4.3.1 when full, else 451 4.3.0."""
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.Error) and ("full" in text or "no space" in text or "disk i/o" in text):
+        return QueueFull("queue file write error: insufficient system storage")
+    if isinstance(exc, OSError) and exc.errno == 28:  # ENOSPC
+        return QueueFull("queue file write error: insufficient system storage")
+    return InternalError("queue file write error")
+
+
+class SqliteStore:
+    """The queue in ``<state dir>/queue.sqlite``; use from one event loop thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA busy_timeout=5000")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        create_schema(self.conn)
+        self._pending: list[tuple[Sequence[NewMessage], asyncio.Future[None]]] = []
+        self._flush_scheduled = False
+
+    @classmethod
+    def open(cls, state_dir: Path) -> SqliteStore:
+        return cls(state_dir / DB_NAME)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- ingest ---------------------------------------------------------------
+
+    async def enqueue(self, messages: Sequence[NewMessage]) -> None:
+        """Commit ``messages`` (one mail's recipients) durably; raises QueueFull/InternalError."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._pending.append((messages, done))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        await done
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        self._flush_scheduled = False
+        try:
+            with self.transaction():
+                for messages, _ in batch:
+                    self._insert(messages)
+        except (sqlite3.Error, OSError) as exc:
+            error = storage_error(exc)
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+
+    def _insert(self, messages: Sequence[NewMessage]) -> None:
+        self.conn.executemany(
+            "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn,"
+            " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?)",
+            [
+                (m.id, m.created, m.sender, m.recipient, m.number, m.gateway, m.encoding, m.text, m.params, m.dsn,
+                 m.headers, int(m.truncated), m.created, m.created)
+                for m in messages
+            ],
+        )  # fmt: skip
+        self.conn.executemany(
+            "INSERT INTO part (message_id, seq, text, udh, data, state, gateway_msgid, updated)"
+            " VALUES (?,?,?,?,?,'queued','',?)",
+            [(m.id, p.seq, p.text, p.udh, p.data, m.created) for m in messages for p in m.parts],
+        )
+
+    # -- scheduler ------------------------------------------------------------
+
+    def due(self, now: float, limit: int) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ?"
+            " ORDER BY next_attempt LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def next_due_time(self) -> float | None:
+        row = self.conn.execute("SELECT MIN(next_attempt) FROM message WHERE state IN ('queued','deferred')").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    def load(self, message_id: str) -> StoredMessage | None:
+        row = self.conn.execute(
+            "SELECT id, created, sender, recipient, number, gateway, encoding, text, params, dsn, headers, state,"
+            " attempts, next_attempt, reason, dsn_code, possible_duplicate FROM message WHERE id = ?",
+            (message_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        parts = tuple(
+            StoredPart(seq, text, bytes(udh), bytes(data) if data is not None else None, state, msgid)
+            for seq, text, udh, data, state, msgid in self.conn.execute(
+                "SELECT seq, text, udh, data, state, gateway_msgid FROM part WHERE message_id = ? ORDER BY seq",
+                (message_id,),
+            )
+        )
+        fields: dict[str, object] = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
+        fields["possible_duplicate"] = bool(fields["possible_duplicate"])
+        return StoredMessage(**fields, parts=parts)  # type: ignore[arg-type]
+
+    def messages_with_sending_parts(self) -> list[str]:
+        rows = self.conn.execute("SELECT DISTINCT message_id FROM part WHERE state = 'sending'").fetchall()
+        return [r[0] for r in rows]
+
+    def mark_sending(self, message_id: str, seqs: Sequence[int], now: float) -> None:
+        """Commit ``sending`` before any I/O starts (the crash contract)."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE part SET state = 'sending', updated = ? WHERE message_id = ? AND seq = ?",
+                [(now, message_id, s) for s in seqs],
+            )
+            conn.execute("UPDATE message SET attempts = attempts + 1, updated = ? WHERE id = ?", (now, message_id))
+
+    def requeue_parts(self, message_id: str, seqs: Sequence[int], *, possible_duplicate: bool, now: float) -> None:
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND seq = ?",
+                [(now, message_id, s) for s in seqs],
+            )
+            if possible_duplicate:
+                conn.execute("UPDATE message SET possible_duplicate = 1 WHERE id = ?", (message_id,))
+
+    def record_submitted(self, message_id: str, submitted: Sequence[tuple[int, str]], now: float) -> None:
+        """Parts the gateway took, with its message ids; the message is ``submitted`` once all are."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "UPDATE part SET state = 'submitted', gateway_msgid = ?, updated = ? WHERE message_id = ? AND seq = ?",
+                [(msgid, now, message_id, seq) for seq, msgid in submitted],
+            )
+            self._settle(conn, message_id, now)
+
+    def defer(self, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND state = 'sending'",
+                (now, message_id),
+            )
+            conn.execute(
+                "UPDATE message SET state = 'deferred', next_attempt = ?, reason = ?, dsn_code = ?, updated = ?"
+                " WHERE id = ? AND state IN ('queued','deferred')",
+                (next_attempt, reason, dsn_code, now, message_id),
+            )
+
+    def finish(self, message_id: str, state: str, reason: str, dsn_code: str, now: float) -> None:
+        """End a message (failed, expired) or hold it; parts not yet submitted fail or wait."""
+        part_state = PART_QUEUED if state == HOLD else PART_FAILED
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND state IN ('queued','sending')",
+                (part_state, now, message_id),
+            )
+            conn.execute(
+                "UPDATE message SET state = ?, reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
+                (state, reason, dsn_code, now, message_id),
+            )
+
+    def record_report(
+        self, gateway: str, gateway_msgid: str, *, delivered: bool, reason: str, dsn_code: str, now: float
+    ) -> str | None:
+        """Apply a delivery report; returns the message id it belonged to, or None if unknown."""
+        with self.transaction() as conn:
+            row = conn.execute(
+                "SELECT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
+                " WHERE p.gateway_msgid = ? AND m.gateway = ?",
+                (gateway_msgid, gateway),
+            ).fetchone()
+            if row is None:
+                return None
+            message_id = str(row[0])
+            conn.execute(
+                "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND gateway_msgid = ?",
+                (PART_DELIVERED if delivered else PART_FAILED, now, message_id, gateway_msgid),
+            )
+            if not delivered:
+                conn.execute(
+                    "UPDATE message SET state = 'failed', reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
+                    (reason, dsn_code, now, message_id),
+                )
+            self._settle(conn, message_id, now)
+            return message_id
+
+    def _settle(self, conn: sqlite3.Connection, message_id: str, now: float) -> None:
+        """Derive the message state from its parts once none is left to send."""
+        counts = dict(
+            conn.execute(
+                "SELECT state, COUNT(*) FROM part WHERE message_id = ? GROUP BY state", (message_id,)
+            ).fetchall()
+        )
+        total = sum(counts.values())
+        if counts.get(PART_FAILED):
+            return
+        if counts.get(PART_DELIVERED, 0) == total:
+            new_state = DELIVERED
+        elif counts.get(PART_SUBMITTED, 0) + counts.get(PART_DELIVERED, 0) == total:
+            new_state = SUBMITTED
+        else:
+            return
+        conn.execute(
+            "UPDATE message SET state = ?, reason = '', updated = ? WHERE id = ? AND state NOT IN ('failed','expired')",
+            (new_state, now, message_id),
+        )
+
+    # -- administration (mailsms queue ...) -----------------------------------
+
+    def summaries(self, include_final: bool) -> list[Summary]:
+        states = ACTIVE_STATES if not include_final else (*ACTIVE_STATES, *FINAL_STATES)
+        rows = self.conn.execute(
+            "SELECT m.id, m.sender, m.recipient, m.state, COUNT(p.seq),"
+            " SUM(CASE WHEN p.state IN ('submitted','delivered') THEN 1 ELSE 0 END),"
+            " m.attempts, m.created, m.next_attempt, m.reason FROM message m JOIN part p ON p.message_id = m.id"
+            f" WHERE m.state IN ({','.join('?' for _ in states)}) GROUP BY m.id ORDER BY m.created",
+            states,
+        ).fetchall()
+        return [Summary(*row) for row in rows]
+
+    def set_state(self, message_id: str, *, to: str, allowed_from: Sequence[str], now: float) -> bool:
+        """Move a message between states for the queue tools; False when not found or not allowed."""
+        with self.transaction() as conn:
+            placeholders = ",".join("?" for _ in allowed_from)
+            changed = conn.execute(
+                "UPDATE message SET state = ?, next_attempt = ?, updated = ?"
+                f" WHERE id = ? AND state IN ({placeholders})",
+                (to, now, now, message_id, *allowed_from),
+            ).rowcount
+        return changed > 0
+
+    def retry_all(self, now: float) -> int:
+        with self.transaction() as conn:
+            return conn.execute(
+                "UPDATE message SET state = 'queued', next_attempt = ?, updated = ? WHERE state = 'deferred'",
+                (now, now),
+            ).rowcount
+
+    def delete(self, message_id: str) -> bool:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM part WHERE message_id = ?", (message_id,))
+            return conn.execute("DELETE FROM message WHERE id = ?", (message_id,)).rowcount > 0
+
+
+def now() -> float:
+    return time.time()
+
+
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "SqliteStore", "storage_error"]

@@ -1,0 +1,112 @@
+"""The contract between the scheduler and every way of reaching an SMSC.
+
+A transport knows nothing about mail, the queue schema or the reply log: it
+receives an ``OutgoingSms`` (the parts still to send, in order) and answers
+one ``PartResult`` per part it attempted.  Like httpx's transports, there is
+a fake beside the real ones (``transports.fake``) so that tests never patch.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class Outcome(enum.Enum):
+    SUBMITTED = "submitted"  # the gateway took the part
+    TEMPORARY = "temporary"  # try again later (back off)
+    PERMANENT = "permanent"  # will never work: fail the message
+
+
+@dataclass(frozen=True)
+class OutgoingPart:
+    """One SMS of a message: ``seq`` counts from 1; ``udh`` is empty for a single part."""
+
+    seq: int
+    text: str
+    udh: bytes = b""
+    data: bytes | None = None  # 8-bit payload for binary messages; text is "" then
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    """What the scheduler hands a transport: the parts of one message for one number."""
+
+    queue_id: str
+    to: str
+    parts: tuple[OutgoingPart, ...]
+    total: int  # parts in the whole message (parts may hold only the remaining ones)
+    encoding: str  # "gsm7", "ucs2" or "binary"
+    sender: str = ""
+    pid: int | None = None
+    dcs: int | None = None
+    flash: bool = False
+    report: bool = False  # ask the network for delivery reports
+    values: tuple[str, ...] = ()  # extra template values (sms:...?value=...)
+    possible_duplicate: bool = False  # resent after a crash with the part found in ``sending``
+
+
+@dataclass(frozen=True)
+class PartResult:
+    seq: int
+    outcome: Outcome
+    reason: str = ""
+    message_id: str = ""  # the gateway's id, to match delivery reports later
+    dsn: str = ""  # RFC 3463 code for failures, e.g. "5.1.1"; the scheduler picks one when empty
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A delivery report (DLR) from the network for one submitted part."""
+
+    gateway_id: str
+    message_id: str  # as returned in PartResult.message_id
+    delivered: bool
+    reason: str = ""
+    dsn: str = ""  # RFC 3463 code for a failure; the receiver picks one when empty
+
+
+ReportSink = Callable[[DeliveryReport], Awaitable[None]]
+
+
+async def _drop_report(report: DeliveryReport) -> None:
+    """Default sink when nobody listens for delivery reports."""
+
+
+@dataclass(frozen=True)
+class TransportContext:
+    """What a transport may use from its host: its gateway id, the state directory, a report sink."""
+
+    gateway_id: str
+    state_dir: Path
+    report_sink: ReportSink = _drop_report
+
+
+class Transport(Protocol):
+    """One configured gateway."""
+
+    gateway_id: str
+
+    @property
+    def detects_duplicates(self) -> bool:
+        """True when ``already_submitted`` can tell whether a part reached the gateway."""
+        ...
+
+    async def start(self) -> None:
+        """Open connections, check directories; raise ``TransportDown`` when unusable."""
+        ...
+
+    async def submit(self, sms: OutgoingSms) -> list[PartResult]:
+        """Send the parts in order; stop at the first non-SUBMITTED result and return what was tried."""
+        ...
+
+    async def already_submitted(self, sms: OutgoingSms) -> set[int]:
+        """After a crash: the ``seq`` of parts known to have reached the gateway (empty if unknown)."""
+        ...
+
+    async def close(self) -> None:
+        """Finish or abandon in-flight work and release resources."""
+        ...
