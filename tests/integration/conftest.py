@@ -1,0 +1,80 @@
+"""Fixtures for tests against real peers: a private Postfix, ``mailsms serve`` as a process."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.postfix import PostfixInstance
+from tests.support.proc import free_port, serve_process
+
+PostfixFactory = Callable[..., PostfixInstance]
+
+
+@pytest.fixture
+def postfix_instance() -> Iterator[PostfixFactory]:
+    """``postfix_instance(lmtp_port, sms_domain="sms.example.test")``: a private Postfix, started.
+
+    Use the result directly or in a ``with`` block; every instance is stopped and removed at teardown.
+    """
+    with ExitStack() as stack:
+
+        def start(
+            lmtp_port: int, sms_domain: str = "sms.example.test", lmtp_host: str = "127.0.0.1"
+        ) -> PostfixInstance:
+            return stack.enter_context(PostfixInstance(lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain))
+
+        yield start
+
+
+@dataclass
+class MailsmsProcess:
+    """``mailsms serve`` with LMTP on 127.0.0.1:``lmtp_port`` and no HTTP listener."""
+
+    lmtp_port: int
+    proc: subprocess.Popen[str]
+    state: Path
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM) and return everything it logged to stderr."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        _, err = self.proc.communicate(timeout=10)
+        return err
+
+
+MailsmsStarter = Callable[..., MailsmsProcess]
+
+
+@pytest.fixture
+def start_mailsms(tmp_path: Path) -> Iterator[MailsmsStarter]:
+    """``start_mailsms(lmtp_port=None, config="")``: ``mailsms serve`` with LMTP only, started and waited for.
+
+    ``config`` is TOML for ``--config``; state goes to a fresh directory under tmp_path.  Stopped at teardown.
+    """
+    with ExitStack() as stack:
+
+        def start(lmtp_port: int | None = None, config: str = "") -> MailsmsProcess:
+            port = lmtp_port or free_port()
+            state = Path(tempfile.mkdtemp(prefix="state-", dir=tmp_path))
+            args = ["--lmtp-listen", f"127.0.0.1:{port}", "--http-listen", "", "--state-dir", str(state)]
+            if config:
+                config_file = state.with_suffix(".toml")
+                config_file.write_text(config)
+                args += ["--config", str(config_file)]
+            proc = stack.enter_context(serve_process(args, cwd=tmp_path, wait_ports=[port]))
+            return MailsmsProcess(port, proc, state)
+
+        yield start
+
+
+@pytest.fixture
+def mailsms_lmtp(start_mailsms: MailsmsStarter) -> MailsmsProcess:
+    """``mailsms serve`` with its built-in defaults, LMTP on a free loopback port."""
+    return start_mailsms()
