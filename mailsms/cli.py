@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except MailsmsError as exc:
         for line in exc.details():
-            print(f"mailsms: {line}", file=sys.stderr)
+            print(line, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from mailsms.errors import EX_CONFIG, EX_OK
+from mailsms.errors import EX_OK
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -37,14 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from mailsms.address import parse_address
     from mailsms.errors import MailsmsError
 
-    try:
-        loaded = config.load(config.config_path(getattr(args, "config", None)))
-    except config.ConfigInvalid as exc:
-        for line in exc.details():
-            print(line, file=sys.stderr)
-        count = len(exc.problems)
-        print(f"mailsms: {count} problem{'s' if count != 1 else ''} in {exc.source}", file=sys.stderr)
-        return EX_CONFIG
+    loaded = config.load(config.config_path(getattr(args, "config", None)))  # problems: exit 78 via the CLI frame
     try:
         parsed = parse_address(args.address, loaded.address, default_maxmsgs=loaded.segment.maxmsgs)
     except MailsmsError as exc:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from mailsms.errors import EX_CONFIG, EX_OK
+from mailsms.errors import EX_OK
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -22,14 +21,6 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mailsms import config
 
-    path = config.config_path(getattr(args, "config", None))
-    try:
-        loaded = config.load(path)
-    except config.ConfigInvalid as exc:
-        for line in exc.details():
-            print(line, file=sys.stderr)
-        count = len(exc.problems)
-        print(f"mailsms: {count} problem{'s' if count != 1 else ''} in {exc.source}", file=sys.stderr)
-        return EX_CONFIG
+    loaded = config.load(config.config_path(getattr(args, "config", None)))  # problems: exit 78 via the CLI frame
     print(f"mailsms: configuration OK ({loaded.source})")
     return EX_OK

@@ -141,7 +141,9 @@ class ConfigInvalid(ConfigError):
         super().__init__("; ".join(p.render(source) for p in problems))
 
     def details(self) -> list[str]:
-        return [p.render(self.source) for p in self.problems]
+        count = len(self.problems)
+        summary = f"mailsms: {count} problem{'s' if count != 1 else ''} in {self.source}"
+        return [*(p.render(self.source) for p in self.problems), summary]
 
 
 def _section_types() -> dict[str, type]:

@@ -41,7 +41,7 @@ class MailsmsError(Exception):
 
     def details(self) -> list[str]:
         """Lines for a person reading a terminal; one unless the error lists several problems."""
-        return [self.reason]
+        return [f"mailsms: {self.reason}"]
 
     def reply(self) -> str:
         """The SMTP/LMTP reply line, without CRLF."""

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def problems(text: str) -> list[str]:
     with pytest.raises(ConfigInvalid) as info:
         config.parse(text, "f.toml")
-    return info.value.details()
+    return [p.render("f.toml") for p in info.value.problems]
 
 
 def test_no_file_is_a_valid_configuration() -> None:
@@ -125,7 +125,8 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigInvalid) as info:
         config.load(tmp_path / "none.toml")
     assert info.value.details() == [
-        f"{tmp_path / 'none.toml'}: (file): cannot read configuration file: No such file or directory"
+        f"{tmp_path / 'none.toml'}: (file): cannot read configuration file: No such file or directory",
+        f"mailsms: 1 problem in {tmp_path / 'none.toml'}",
     ]
     assert info.value.exit_code == 78
 
