@@ -43,6 +43,7 @@ test: lint typecheck pytest
 bench: $(BIN)/.dev-stamp
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.segment
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
