@@ -9,9 +9,21 @@ How a mail becomes SMS text
     2. Quoted replies and signatures are dropped (``compose.strip_quotes``,
        ``compose.strip_signature``; rules in :mod:`mailsms.compose_clean`), control
        and invisible characters removed, and all whitespace collapsed to single spaces.
-    3. ``compose.template`` puts subject, body and sender together
-       (:mod:`mailsms.compose_template`: ``{subject}: {body}``, fallback chains
-       ``{subject|body|'(no text)'}``, separators dropped next to empty values).
+    3. ``compose.template`` puts the values together (:mod:`mailsms.compose_template`).
+
+Template (``compose.template``, default ``{subject}: {body}``)
+    * ``{name}`` is replaced by a value: ``subject``, ``body``, ``from`` (display
+      name, else address), ``from_addr``, ``to``.  ``{a|b|'text'}`` is a fallback
+      chain: the first non-empty alternative; ``'...'``/``"..."`` are literals.
+      Other text is literal; ``{{`` and ``}}`` are braces.
+    * Empty placeholders vanish with the text that would hang off them: between
+      two non-empty placeholders exactly one separator is written (the one after
+      the earlier), text before the first placeholder only when it is non-empty,
+      text after the last only when that one is.  So no subject gives just the
+      body, no body just the subject.  ``{'SMS'}: {body}`` always writes ``SMS``.
+    * :func:`check_template` names the error of a bad template (unbalanced brace,
+      unknown name, empty alternative, unterminated quote); compose then uses the
+      default template instead of failing.
 
 Bounces
     ``Composed.auto_submitted`` says whether the mail is an automatic one by its
@@ -23,7 +35,8 @@ Bounds
     At most 256 KiB of raw bytes of a text part are decoded, at most 64 Ki
     characters of text kept (an SMS holds at most ~39,000), at most 100 MIME
     parts and 256 header fields per part are looked at, and header values are
-    decoded from at most 16 KiB.  A 50 MB body costs a scan for its boundary.
+    decoded from at most 16 KiB; HTML is parsed from at most 32 KiB of markup.  A 50 MB
+    attachment costs one ``bytes.find`` scan for the next boundary.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Quotes
     * Every line starting with ``>`` is dropped.
 
 Signatures
-    * A line ``-- `` (or ``--``) and everything below it.
+    * A line ``-- `` (or ``--`` with any trailing blanks) and everything below it.
     * Mobile and client footers at the end: ``Sent from my iPhone``,
       ``Get Outlook for Android``, ``Sent from Mail for Windows``,
       ``Von meinem iPhone gesendet`` ...
@@ -73,10 +73,10 @@ _FOOTER = re.compile(
     re.IGNORECASE,
 )
 _QUOTED = re.compile(r"^[ \t]*>")
-# Every quote rule needs one of these somewhere; most bodies have none and skip the line loop.
-_QUOTE_HINT = re.compile(
-    r"^[ \t]*>|^[ \t]*-{2,}[ \t]*\w|:[ \t]*$|^\s*\*?(?:from|von|de|van|da|från|od|fra)\s*:", re.I | re.M
-)
+# Quick tests for "might any quote rule apply?": most bodies fail them and skip the line loop.
+_DASHES = re.compile(r"--[^\S\n]*\w")
+_COLON_AT_LINE_END = re.compile(r":[^\S\n]*$", re.MULTILINE)
+_FROM_LINE = re.compile(r"^[^\S\n]*\*?(?:from|von|de|van|da|från|od|fra)[^\S\n]*:", re.IGNORECASE | re.MULTILINE)
 
 
 def normalize(text: str) -> str:
@@ -102,7 +102,7 @@ def collapse_whitespace(text: str) -> str:
 def clean_body(text: str, *, strip_quotes: bool, strip_signature: bool) -> str:
     """The SMS-worthy part of a body, whitespace collapsed."""
     text = normalize(text[:MAX_TEXT_CHARS])
-    quotes = strip_quotes and _QUOTE_HINT.search(text) is not None
+    quotes = strip_quotes and _may_have_quotes(text)
     if quotes or strip_signature:
         lines = text.split("\n")
         if quotes:
@@ -111,6 +111,16 @@ def clean_body(text: str, *, strip_quotes: bool, strip_signature: bool) -> str:
             lines = drop_signature(lines)
         text = "\n".join(lines)
     return collapse_whitespace(text)
+
+
+def _may_have_quotes(text: str) -> bool:
+    """False only when no quote rule can apply: each needs a ``>``, dashes, or a colon in the right place."""
+    if ">" in text or ("--" in text and _DASHES.search(text)):
+        return True
+    if ":" not in text:
+        return False
+    # An attribution ends a line with a colon; a header block has at least three colons.
+    return bool(_COLON_AT_LINE_END.search(text) or (text.count(":") >= 3 and _FROM_LINE.search(text)))
 
 
 def drop_quotes(lines: list[str]) -> list[str]:
@@ -139,7 +149,7 @@ def drop_quotes(lines: list[str]) -> list[str]:
 def drop_signature(lines: list[str]) -> list[str]:
     """Lines without the ``-- `` signature and without client footers at the end."""
     for index, line in enumerate(lines):
-        if line in ("-- ", "--"):
+        if line.rstrip() == "--":
             lines = lines[:index]
             break
     end = len(lines)

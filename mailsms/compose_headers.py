@@ -20,7 +20,6 @@ MAX_HEADER_FIELDS = 256  # header fields read, per MIME entity
 MAX_VALUE_BYTES = 16 * 1024  # raw bytes of one header value that are decoded
 MAX_PARAMS = 32  # parameters read from one Content-Type / Content-Disposition
 
-_HEAD_END = re.compile(rb"\r?\n\r?\n")
 # A field of an unfolded header section: ftext name, colon, value (RFC 5322 2.2).
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:(.*)", re.MULTILINE)
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([QqBb])\?([^?\s]*)\?=")
@@ -52,11 +51,15 @@ def parse_head(buf: bytes, start: int, end: int) -> tuple[Fields, int]:
     head_limit = min(end, start + MAX_HEAD_BYTES)
     if not _FIELD.match(buf, start, head_limit) and not buf.startswith(b"From ", start):
         return {}, start
-    match = _HEAD_END.search(buf, start, head_limit)
-    if match is not None:
-        head_end, body_start = match.start(), match.end()
+    # The first empty line, CRLF or LF; bytes.find is ~20 times faster than a regex here.
+    crlf = buf.find(b"\n\r\n", start, head_limit)
+    lf = buf.find(b"\n\n", start, crlf + 2 if crlf >= 0 else head_limit)
+    if lf >= 0:
+        head_end, body_start = lf, lf + 2
+    elif crlf >= 0:
+        head_end, body_start = crlf, crlf + 3
     else:
-        # No blank line within the limit: all headers and no body, or absurd headers.
+        # No empty line within the limit: all headers and no body, or absurd headers.
         head_end, body_start = head_limit, end
     head = buf[start:head_end]
     if b"\n " in head or b"\n\t" in head:  # unfold: a line break before white space goes
@@ -146,7 +149,7 @@ def _codec(charset: str) -> str | None:
         return None
     try:
         codec = codecs.lookup(name).name
-        b"".decode(codec)  # LookupError for codecs that are not text encodings (hex, rot13, ...)
+        b"-".decode(codec, "replace")  # LookupError for codecs that are not text encodings (hex, rot13, ...)
     except (LookupError, ValueError):
         return None
     if codec in _REFUSED:
@@ -154,12 +157,12 @@ def _codec(charset: str) -> str | None:
     return _SUPERSETS.get(codec, codec)
 
 
-def decode_bytes(data: bytes, charset: str | None) -> str:
+def decode_bytes(data: bytes, charset: str | None, *, cut: bool = False) -> str:
     """Text from bytes: the declared charset if Python knows it, else UTF-8, else Windows-1252.
 
     Never raises: bad bytes in a declared charset become U+FFFD; undeclared or unknown
-    charsets are tried as UTF-8 (a multi-byte character cut off at the end is dropped)
-    and, failing that, read as Latin-1 in its Windows-1252 form.
+    charsets are tried as UTF-8 and, failing that, read as Latin-1 in its Windows-1252
+    form.  ``cut`` says the data is a prefix: a UTF-8 character cut off at its end is dropped.
     """
     if data.isascii():
         return data.decode("ascii")
@@ -167,25 +170,31 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     if codec is not None:
         try:
             return data.decode(codec, "replace")
-        except ValueError:  # codecs such as utf-7 variants that refuse some input outright
+        except (LookupError, ValueError):  # codecs that refuse some input even with "replace"
             pass
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
-        if error.reason == "unexpected end of data" and error.end == len(data):
-            return data[: error.start].decode("utf-8")
+        if cut and error.reason == "unexpected end of data" and error.end == len(data):
+            try:
+                return data[: error.start].decode("utf-8")
+            except UnicodeDecodeError:
+                pass
     return data.decode("cp1252", "replace")
 
 
 def parse_params(value: str) -> tuple[str, dict[str, str]]:
     """``(token, params)`` from a Content-Type or Content-Disposition value (token lower-cased)."""
-    head, _, _ = value.partition(";")
+    head, semicolon, _ = value.partition(";")
     params: dict[str, str] = {}
+    if not semicolon:
+        return head.strip().lower(), params
     for match in islice(_PARAM.finditer(value, len(head)), MAX_PARAMS):
         raw = match.group(2).strip()
         if raw.startswith('"'):
             raw = raw[1:-1] if len(raw) > 1 and raw.endswith('"') else raw[1:]
-            raw = _QUOTED_PAIR.sub(r"\1", raw)
+            if "\\" in raw:
+                raw = _QUOTED_PAIR.sub(r"\1", raw)
         params.setdefault(match.group(1).lower(), raw)
     return head.strip().lower(), params
 

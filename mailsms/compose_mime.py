@@ -70,18 +70,19 @@ def extract(raw: bytes, fields: Fields, body_start: int, *, fast: bool = True) -
         text = decode_part(raw, fields, params, body_start, len(raw), limit=MAX_TEXT_CHARS)
         if text is not None:
             return Extracted(plain=[text])
-    return _Walker(raw).entity(fields, body_start, len(raw), 0)
+    return _Walker(raw).entity(fields, body_start, len(raw), 0, (ctype, params))
 
 
 def decode_part(buf: bytes, fields: Fields, params: dict[str, str], start: int, end: int, *, limit: int) -> str | None:
     """Up to ``limit`` characters of a text part's body, or None when it is binary."""
-    data = buf[start : min(end, start + MAX_PART_BYTES)]
+    cut = end - start > MAX_PART_BYTES
+    data = buf[start : start + MAX_PART_BYTES] if cut else buf[start:end]
     encoding = fields.get(b"content-transfer-encoding", b"").strip().lower()
     if encoding == b"base64":
         data = b64decode_lenient(data)
     elif encoding == b"quoted-printable":
         data = binascii.a2b_qp(data)
-    text = decode_bytes(data, params.get("charset"))
+    text = decode_bytes(data, params.get("charset"), cut=cut)
     if "\x00" in text:
         return None
     text = text[:limit]
@@ -107,9 +108,11 @@ class _Walker:
         self.budget = MAX_PARTS
         self.text_left = MAX_TEXT_CHARS
 
-    def entity(self, fields: Fields, body_start: int, end: int, depth: int) -> Extracted:
+    def entity(
+        self, fields: Fields, body_start: int, end: int, depth: int, parsed: tuple[str, dict[str, str]] | None = None
+    ) -> Extracted:
         self.budget -= 1
-        ctype, params = content_type(fields)
+        ctype, params = parsed or content_type(fields)
         if not ctype.startswith("multipart/") or depth >= MAX_DEPTH:
             return self.leaf(fields, ctype, params, body_start, end)
         children: list[Extracted] = []
@@ -127,8 +130,11 @@ class _Walker:
         return merged
 
     def leaf(self, fields: Fields, ctype: str, params: dict[str, str], start: int, end: int) -> Extracted:
-        disposition, disposition_params = parse_params(fields.get(b"content-disposition", b"").decode("latin-1"))
-        name = get_param(disposition_params, "filename") or get_param(params, "name")
+        disposition, name = "", ""
+        if b"content-disposition" in fields:
+            disposition, disposition_params = parse_params(fields[b"content-disposition"].decode("latin-1"))
+            name = get_param(disposition_params, "filename")
+        name = name or get_param(params, "name")
         if ctype in _TEXT_TYPES and disposition != "attachment" and not name:
             html = ctype == "text/html"
             limit = MAX_HTML_SOURCE_CHARS if html else self.text_left

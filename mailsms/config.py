@@ -161,6 +161,14 @@ def _validate_segment(seg: SegmentConfig, problems: list[Problem], lines: Mappin
         problems.append(Problem(key, message, lines.get(key)))
 
 
+def _validate_compose(compose: ComposeConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    from mailsms.compose import check_template
+
+    error = check_template(compose.template)
+    if error:
+        problems.append(Problem("compose.template", error, lines.get("compose.template")))
+
+
 def _validate_address(address: AddressConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
     if not address.default_region:
         return
@@ -241,6 +249,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     config = Config(source=source, **sections)  # type: ignore[arg-type]
     _validate_segment(config.segment, problems, lines)
     _validate_address(config.address, problems, lines)
+    _validate_compose(config.compose, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

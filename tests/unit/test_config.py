@@ -166,3 +166,8 @@ def test_unknown_default_region_is_named() -> None:
 def test_fake_gateway_regex_is_checked() -> None:
     (found,) = problems("[[gateway]]\nid = 'f'\ntype = 'fake'\nhang = '('\n")
     assert found.startswith("f.toml:4: gateway[0].hang: bad regular expression")
+
+
+def test_bad_compose_template_is_named() -> None:
+    (found,) = problems("[compose]\ntemplate = '{subject'\n")
+    assert found.startswith("f.toml:2: compose.template:")
