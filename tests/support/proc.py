@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 MAILSMS = [sys.executable, "-m", "mailsms"]
+POLL_INTERVAL = 0.02
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -56,7 +57,7 @@ def serve_process(
                     )
                 if time.monotonic() > deadline:
                     raise AssertionError(f"mailsms serve did not open port {port} within {timeout}s")
-                time.sleep(0.02)
+                time.sleep(POLL_INTERVAL)  # polling inside a deadline, not a fixed wait
         yield proc
     finally:
         if proc.poll() is None:
