@@ -88,6 +88,15 @@ class ComposeConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The HTTP API and the gateways' webhooks (see mailsms.web)."""
+
+    # How gateways reach this mailsms from outside, for delivery-report and
+    # inbound URLs they are given (Kannel's dlr-url); empty: http://<server.http_listen>.
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
 class EmptySection:
     """A section whose keys arrive with a later feature; any key is unknown today."""
 
@@ -120,7 +129,7 @@ class Config:
     inbound: EmptySection = field(default_factory=EmptySection)
     mailout: EmptySection = field(default_factory=EmptySection)
     policy: EmptySection = field(default_factory=EmptySection)
-    web: EmptySection = field(default_factory=EmptySection)
+    web: WebConfig = field(default_factory=WebConfig)
     gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
     source: str = "(built-in defaults)"
 

@@ -92,7 +92,7 @@ class Daemon:
         except Exception as exc:
             raise StateDirError(f"cannot open the queue in {state_dir} (state.dir): {exc}") from None
         for gateway in self.config.gateways:
-            context = TransportContext(gateway.id, state_dir, self._on_report)
+            context = TransportContext(gateway.id, state_dir, self._on_report, self._public_url())
             transport = registry.create(gateway.type, gateway.options, context)
             await transport.start()
             self.transports[gateway.id] = transport
@@ -104,6 +104,15 @@ class Daemon:
         self.handler.store = self.store  # type: ignore[union-attr]
         self.handler.wake = self.scheduler.wake  # type: ignore[union-attr]
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+
+    def _public_url(self) -> str:
+        """web.public_url, or the bound HTTP listener's own address."""
+        if self.config.web.public_url:
+            return self.config.web.public_url.rstrip("/")
+        http = self.bound.get("http")
+        if http is None:
+            return ""
+        return f"http://{http}"
 
     async def _on_report(self, report: DeliveryReport) -> None:
         if self.scheduler is not None:

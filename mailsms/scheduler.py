@@ -137,30 +137,30 @@ class Scheduler:
         except Exception as exc:
             log.exception("%s: transport raised unexpectedly; message put on hold", message_id)
             reason = f"held after an unexpected error: {type(exc).__name__}"
-            self.store.finish(message_id, HOLD, reason, "4.3.0", self.clock())
+            await self.store.finish(message_id, HOLD, reason, "4.3.0", self.clock())
             log.warning(event(message_id, to=message.number, relay=message.gateway, status="hold", reason=reason))
 
     async def deliver(self, message: StoredMessage) -> None:
         transport = self.transports.get(message.gateway)
         if transport is None:
             reason = f"gateway {message.gateway!r} is not configured"
-            self.store.finish(message.id, HOLD, reason, "4.3.5", self.clock())
+            await self.store.finish(message.id, HOLD, reason, "4.3.5", self.clock())
             log.warning(event(message.id, to=message.number, relay=message.gateway, status="hold", reason=reason))
             return
         todo = {p.seq for p in message.parts if p.state == PART_QUEUED}
         if not todo:
             return
         start = self.clock()
-        self.store.mark_sending(message.id, sorted(todo), start)
+        await self.store.mark_sending(message.id, sorted(todo), start)
         results = await transport.submit(outgoing(message, todo))
-        self._apply(message, results, start)
+        await self._apply(message, results, start)
 
-    def _apply(self, message: StoredMessage, results: list[PartResult], start: float) -> None:
+    async def _apply(self, message: StoredMessage, results: list[PartResult], start: float) -> None:
         now = self.clock()
         delay = now - message.created
         submitted = [(r.seq, r.message_id) for r in results if r.outcome is Outcome.SUBMITTED]
         if submitted:
-            self.store.record_submitted(message.id, submitted, now)
+            await self.store.record_submitted(message.id, submitted, now)
         failure = next((r for r in results if r.outcome is not Outcome.SUBMITTED), None)
         done = len(submitted) + sum(1 for p in message.parts if p.state not in (PART_QUEUED, PART_SENDING))
         parts = f"{done}/{len(message.parts)}"
@@ -175,19 +175,19 @@ class Scheduler:
             return
         if failure.outcome is Outcome.PERMANENT:
             dsn = failure.dsn or "5.0.0"
-            self.store.finish(message.id, FAILED, failure.reason, dsn, now)
+            await self.store.finish(message.id, FAILED, failure.reason, dsn, now)
             log.info(event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay, dsn=dsn,
                            status="bounced", reason=failure.reason))  # fmt: skip
             return
         if delay >= self.policy.maximal_queue_lifetime:
             reason = f"message expired after {delay / 60:.0f} minutes: {failure.reason}"
-            self.store.finish(message.id, EXPIRED, reason, "4.4.7", now)
+            await self.store.finish(message.id, EXPIRED, reason, "4.4.7", now)
             log.info(event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay,
                            dsn="4.4.7", status="expired", reason=reason))  # fmt: skip
             return
         dsn = failure.dsn or "4.0.0"
         next_attempt = now + self.policy.backoff(message.attempts + 1)
-        self.store.defer(message.id, next_attempt, failure.reason, dsn, now)
+        await self.store.defer(message.id, next_attempt, failure.reason, dsn, now)
         log.info(event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay, dsn=dsn,
                        status="deferred", reason=failure.reason))  # fmt: skip
 
@@ -206,14 +206,14 @@ class Scheduler:
                 known = await transport.already_submitted(outgoing(message, sending)) & sending
             now = self.clock()
             if known:
-                self.store.record_submitted(message_id, [(seq, message_id) for seq in sorted(known)], now)
+                await self.store.record_submitted(message_id, [(seq, message_id) for seq in sorted(known)], now)
             unknown = sorted(sending - known)
             if not unknown:
                 log.info(event(message_id, to=message.number, relay=message.gateway, status="recovered",
                                reason="parts found in sending had reached the gateway"))  # fmt: skip
                 continue
             maybe_sent = transport is None or not transport.detects_duplicates
-            self.store.requeue_parts(message_id, unknown, possible_duplicate=maybe_sent, now=now)
+            await self.store.requeue_parts(message_id, unknown, possible_duplicate=maybe_sent, now=now)
             if maybe_sent:
                 log.warning(
                     event(message_id, to=message.number, relay=message.gateway, parts=f"{len(unknown)}",
@@ -223,7 +223,7 @@ class Scheduler:
     async def on_report(self, report: DeliveryReport) -> None:
         """A delivery report from a transport: mark the part delivered or failed."""
         dsn = report.dsn or ("2.0.0" if report.delivered else "5.0.0")
-        message_id = self.store.record_report(
+        message_id = await self.store.record_report(
             report.gateway_id,
             report.message_id,
             delivered=report.delivered,

@@ -83,6 +83,7 @@ class TransportContext:
     gateway_id: str
     state_dir: Path
     report_sink: ReportSink = _drop_report
+    public_url: str = ""  # mailsms's own base URL as gateways reach it (web.public_url), no trailing /
 
 
 class Transport(Protocol):

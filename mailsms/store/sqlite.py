@@ -1,19 +1,22 @@
 """The embedded queue store: SQLite in WAL mode with ``synchronous=FULL``.
 
 The hot path uses plain ``sqlite3`` with explicit ``BEGIN IMMEDIATE``;
-sqlite-utils creates the schema.  ``enqueue`` is group-committed on the
-event loop: every session that finishes DATA in the same loop iteration
-shares one transaction and one fsync, and none gets its 250 before it.
+sqlite-utils creates the schema.  Changes made while serving are
+group-committed by a writer thread (``mailsms.store.writer``): every session
+that finishes DATA and every part the scheduler moves while the previous
+commit is on the disk share the next transaction and its fsync, and no
+recipient gets its 250 before that commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
 from mailsms.store import (
@@ -32,6 +35,9 @@ from mailsms.store import (
     Summary,
 )
 from mailsms.store.schema import SCHEMA_VERSION, create_schema
+from mailsms.store.writer import BatchWriter
+
+T = TypeVar("T")
 
 DB_NAME = "queue.sqlite"
 _MESSAGE_COLUMNS = (
@@ -50,25 +56,38 @@ def storage_error(exc: BaseException) -> MailsmsError:
     return InternalError("queue file write error")
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the queue's settings (WAL, ``synchronous=FULL``)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
 class SqliteStore:
-    """The queue in ``<state dir>/queue.sqlite``; use from one event loop thread."""
+    """The queue in ``<state dir>/queue.sqlite``.
+
+    Reads and the queue tools' changes use ``conn`` on the caller's thread.
+    Every change made while serving (ingest, the scheduler, delivery reports)
+    goes through ``write``: a writer thread with its own connection commits
+    whatever is pending in one transaction, so many sessions and many parts
+    share one fsync, and the event loop never waits on the disk.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("PRAGMA busy_timeout=5000")
-        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = connect(path)
         create_schema(self.conn)
-        self._pending: list[tuple[Sequence[NewMessage], asyncio.Future[None]]] = []
-        self._flush_scheduled = False
+        self.writer = BatchWriter(functools.partial(connect, path), storage_error)
 
     @classmethod
     def open(cls, state_dir: Path) -> SqliteStore:
         return cls(state_dir / DB_NAME)
 
     def close(self) -> None:
+        self.writer.close()
         self.conn.close()
 
     @contextlib.contextmanager
@@ -81,53 +100,22 @@ class SqliteStore:
             raise
         self.conn.execute("COMMIT")
 
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``op`` in the writer's next group commit; returns once it is durable.
+
+        Raises QueueFull (disk or database full) or InternalError when the
+        commit fails; an exception raised by ``op`` itself fails only ``op``.
+        """
+        result: T = await self.writer.run(op)
+        return result
+
     # -- ingest ---------------------------------------------------------------
 
     async def enqueue(self, messages: Sequence[NewMessage]) -> None:
         """Commit ``messages`` (one mail's recipients) durably; raises QueueFull/InternalError."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._pending.append((messages, done))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)
-        await done
+        await self.write(functools.partial(_insert, messages=messages))
 
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        self._flush_scheduled = False
-        try:
-            with self.transaction():
-                for messages, _ in batch:
-                    self._insert(messages)
-        except (sqlite3.Error, OSError) as exc:
-            error = storage_error(exc)
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(error)
-            return
-        for _, done in batch:
-            if not done.done():
-                done.set_result(None)
-
-    def _insert(self, messages: Sequence[NewMessage]) -> None:
-        self.conn.executemany(
-            "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn,"
-            " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?)",
-            [
-                (m.id, m.created, m.sender, m.recipient, m.number, m.gateway, m.encoding, m.text, m.params, m.dsn,
-                 m.headers, int(m.truncated), m.created, m.created)
-                for m in messages
-            ],
-        )  # fmt: skip
-        self.conn.executemany(
-            "INSERT INTO part (message_id, seq, text, udh, data, state, gateway_msgid, updated)"
-            " VALUES (?,?,?,?,?,'queued','',?)",
-            [(m.id, p.seq, p.text, p.udh, p.data, m.created) for m in messages for p in m.parts],
-        )
-
-    # -- scheduler ------------------------------------------------------------
+    # -- scheduler: reads -----------------------------------------------------
 
     def due(self, now: float, limit: int) -> list[str]:
         rows = self.conn.execute(
@@ -164,102 +152,52 @@ class SqliteStore:
         rows = self.conn.execute("SELECT DISTINCT message_id FROM part WHERE state = 'sending'").fetchall()
         return [r[0] for r in rows]
 
-    def mark_sending(self, message_id: str, seqs: Sequence[int], now: float) -> None:
+    # -- scheduler: changes, group-committed -------------------------------------
+
+    async def mark_sending(self, message_id: str, seqs: Sequence[int], now: float) -> None:
         """Commit ``sending`` before any I/O starts (the crash contract)."""
-        with self.transaction() as conn:
-            conn.executemany(
-                "UPDATE part SET state = 'sending', updated = ? WHERE message_id = ? AND seq = ?",
-                [(now, message_id, s) for s in seqs],
-            )
-            conn.execute("UPDATE message SET attempts = attempts + 1, updated = ? WHERE id = ?", (now, message_id))
+        await self.write(functools.partial(_mark_sending, message_id=message_id, seqs=seqs, now=now))
 
-    def requeue_parts(self, message_id: str, seqs: Sequence[int], *, possible_duplicate: bool, now: float) -> None:
-        with self.transaction() as conn:
-            conn.executemany(
-                "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND seq = ?",
-                [(now, message_id, s) for s in seqs],
+    async def requeue_parts(
+        self, message_id: str, seqs: Sequence[int], *, possible_duplicate: bool, now: float
+    ) -> None:
+        await self.write(
+            functools.partial(
+                _requeue_parts, message_id=message_id, seqs=seqs, possible_duplicate=possible_duplicate, now=now
             )
-            if possible_duplicate:
-                conn.execute("UPDATE message SET possible_duplicate = 1 WHERE id = ?", (message_id,))
+        )
 
-    def record_submitted(self, message_id: str, submitted: Sequence[tuple[int, str]], now: float) -> None:
+    async def record_submitted(self, message_id: str, submitted: Sequence[tuple[int, str]], now: float) -> None:
         """Parts the gateway took, with its message ids; the message is ``submitted`` once all are."""
-        with self.transaction() as conn:
-            conn.executemany(
-                "UPDATE part SET state = 'submitted', gateway_msgid = ?, updated = ? WHERE message_id = ? AND seq = ?",
-                [(msgid, now, message_id, seq) for seq, msgid in submitted],
-            )
-            self._settle(conn, message_id, now)
+        await self.write(functools.partial(_record_submitted, message_id=message_id, submitted=submitted, now=now))
 
-    def defer(self, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float) -> None:
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND state = 'sending'",
-                (now, message_id),
+    async def defer(self, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float) -> None:
+        await self.write(
+            functools.partial(
+                _defer, message_id=message_id, next_attempt=next_attempt, reason=reason, dsn_code=dsn_code, now=now
             )
-            conn.execute(
-                "UPDATE message SET state = 'deferred', next_attempt = ?, reason = ?, dsn_code = ?, updated = ?"
-                " WHERE id = ? AND state IN ('queued','deferred')",
-                (next_attempt, reason, dsn_code, now, message_id),
-            )
+        )
 
-    def finish(self, message_id: str, state: str, reason: str, dsn_code: str, now: float) -> None:
+    async def finish(self, message_id: str, state: str, reason: str, dsn_code: str, now: float) -> None:
         """End a message (failed, expired) or hold it; parts not yet submitted fail or wait."""
-        part_state = PART_QUEUED if state == HOLD else PART_FAILED
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND state IN ('queued','sending')",
-                (part_state, now, message_id),
-            )
-            conn.execute(
-                "UPDATE message SET state = ?, reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
-                (state, reason, dsn_code, now, message_id),
-            )
+        await self.write(
+            functools.partial(_finish, message_id=message_id, state=state, reason=reason, dsn_code=dsn_code, now=now)
+        )
 
-    def record_report(
+    async def record_report(
         self, gateway: str, gateway_msgid: str, *, delivered: bool, reason: str, dsn_code: str, now: float
     ) -> str | None:
         """Apply a delivery report; returns the message id it belonged to, or None if unknown."""
-        with self.transaction() as conn:
-            row = conn.execute(
-                "SELECT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
-                " WHERE p.gateway_msgid = ? AND m.gateway = ?",
-                (gateway_msgid, gateway),
-            ).fetchone()
-            if row is None:
-                return None
-            message_id = str(row[0])
-            conn.execute(
-                "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND gateway_msgid = ?",
-                (PART_DELIVERED if delivered else PART_FAILED, now, message_id, gateway_msgid),
+        return await self.write(
+            functools.partial(
+                _record_report,
+                gateway=gateway,
+                gateway_msgid=gateway_msgid,
+                delivered=delivered,
+                reason=reason,
+                dsn_code=dsn_code,
+                now=now,
             )
-            if not delivered:
-                conn.execute(
-                    "UPDATE message SET state = 'failed', reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
-                    (reason, dsn_code, now, message_id),
-                )
-            self._settle(conn, message_id, now)
-            return message_id
-
-    def _settle(self, conn: sqlite3.Connection, message_id: str, now: float) -> None:
-        """Derive the message state from its parts once none is left to send."""
-        counts = dict(
-            conn.execute(
-                "SELECT state, COUNT(*) FROM part WHERE message_id = ? GROUP BY state", (message_id,)
-            ).fetchall()
-        )
-        total = sum(counts.values())
-        if counts.get(PART_FAILED):
-            return
-        if counts.get(PART_DELIVERED, 0) == total:
-            new_state = DELIVERED
-        elif counts.get(PART_SUBMITTED, 0) + counts.get(PART_DELIVERED, 0) == total:
-            new_state = SUBMITTED
-        else:
-            return
-        conn.execute(
-            "UPDATE message SET state = ?, reason = '', updated = ? WHERE id = ? AND state NOT IN ('failed','expired')",
-            (new_state, now, message_id),
         )
 
     # -- administration (mailsms queue ...) -----------------------------------
@@ -299,8 +237,135 @@ class SqliteStore:
             return conn.execute("DELETE FROM message WHERE id = ?", (message_id,)).rowcount > 0
 
 
+# -- operations run by the writer inside its transaction ---------------------------
+
+
+def _insert(conn: sqlite3.Connection, *, messages: Sequence[NewMessage]) -> None:
+    conn.executemany(
+        "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn,"
+        " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?)",
+        [
+            (m.id, m.created, m.sender, m.recipient, m.number, m.gateway, m.encoding, m.text, m.params, m.dsn,
+             m.headers, int(m.truncated), m.created, m.created)
+            for m in messages
+        ],
+    )  # fmt: skip
+    conn.executemany(
+        "INSERT INTO part (message_id, seq, text, udh, data, state, gateway_msgid, updated)"
+        " VALUES (?,?,?,?,?,'queued','',?)",
+        [(m.id, p.seq, p.text, p.udh, p.data, m.created) for m in messages for p in m.parts],
+    )
+
+
+def _mark_sending(conn: sqlite3.Connection, *, message_id: str, seqs: Sequence[int], now: float) -> None:
+    conn.executemany(
+        "UPDATE part SET state = 'sending', updated = ? WHERE message_id = ? AND seq = ?",
+        [(now, message_id, s) for s in seqs],
+    )
+    conn.execute("UPDATE message SET attempts = attempts + 1, updated = ? WHERE id = ?", (now, message_id))
+
+
+def _requeue_parts(
+    conn: sqlite3.Connection, *, message_id: str, seqs: Sequence[int], possible_duplicate: bool, now: float
+) -> None:
+    conn.executemany(
+        "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND seq = ?",
+        [(now, message_id, s) for s in seqs],
+    )
+    if possible_duplicate:
+        conn.execute("UPDATE message SET possible_duplicate = 1 WHERE id = ?", (message_id,))
+
+
+def _record_submitted(
+    conn: sqlite3.Connection, *, message_id: str, submitted: Sequence[tuple[int, str]], now: float
+) -> None:
+    conn.executemany(
+        "UPDATE part SET state = 'submitted', gateway_msgid = ?, updated = ? WHERE message_id = ? AND seq = ?",
+        [(msgid, now, message_id, seq) for seq, msgid in submitted],
+    )
+    _settle(conn, message_id, now)
+
+
+def _defer(
+    conn: sqlite3.Connection, *, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float
+) -> None:
+    conn.execute(
+        "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND state = 'sending'",
+        (now, message_id),
+    )
+    conn.execute(
+        "UPDATE message SET state = 'deferred', next_attempt = ?, reason = ?, dsn_code = ?, updated = ?"
+        " WHERE id = ? AND state IN ('queued','deferred')",
+        (next_attempt, reason, dsn_code, now, message_id),
+    )
+
+
+def _finish(conn: sqlite3.Connection, *, message_id: str, state: str, reason: str, dsn_code: str, now: float) -> None:
+    part_state = PART_QUEUED if state == HOLD else PART_FAILED
+    conn.execute(
+        "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND state IN ('queued','sending')",
+        (part_state, now, message_id),
+    )
+    conn.execute(
+        "UPDATE message SET state = ?, reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
+        (state, reason, dsn_code, now, message_id),
+    )
+
+
+def _record_report(
+    conn: sqlite3.Connection,
+    *,
+    gateway: str,
+    gateway_msgid: str,
+    delivered: bool,
+    reason: str,
+    dsn_code: str,
+    now: float,
+) -> str | None:
+    row = conn.execute(
+        "SELECT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
+        " WHERE p.gateway_msgid = ? AND m.gateway = ?",
+        (gateway_msgid, gateway),
+    ).fetchone()
+    if row is None:
+        return None
+    message_id = str(row[0])
+    conn.execute(
+        "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND gateway_msgid = ?",
+        (PART_DELIVERED if delivered else PART_FAILED, now, message_id, gateway_msgid),
+    )
+    if not delivered:
+        conn.execute(
+            "UPDATE message SET state = 'failed', reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
+            (reason, dsn_code, now, message_id),
+        )
+    _settle(conn, message_id, now)
+    return message_id
+
+
+def _settle(conn: sqlite3.Connection, message_id: str, now: float) -> None:
+    """Derive the message state from its parts once none is left to send."""
+    counts = dict(
+        conn.execute("SELECT state, COUNT(*) FROM part WHERE message_id = ? GROUP BY state", (message_id,)).fetchall()
+    )
+    total = sum(counts.values())
+    if counts.get(PART_FAILED):
+        return
+    if counts.get(PART_DELIVERED, 0) == total:
+        new_state = DELIVERED
+    elif counts.get(PART_SUBMITTED, 0) + counts.get(PART_DELIVERED, 0) == total:
+        new_state = SUBMITTED
+    else:
+        return
+    conn.execute(
+        "UPDATE message SET state = ?, reason = '', updated = ? WHERE id = ? AND state NOT IN ('failed','expired')",
+        (new_state, now, message_id),
+    )
+
+
 def now() -> float:
     return time.time()
 
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "SqliteStore", "storage_error"]
+__all__ = ["DB_NAME", "SCHEMA_VERSION", "SqliteStore", "connect", "storage_error"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from mailsms.config import Config, SegmentConfig
@@ -160,13 +161,56 @@ async def test_garbage_mime_gets_a_reply_and_the_listener_survives(daemon: Daemo
     await client.close()
 
 
+def _pragma(sql: str) -> Callable[[sqlite3.Connection], None]:
+    def op(conn: sqlite3.Connection) -> None:
+        conn.execute(sql)
+
+    return op
+
+
+async def _queue_rows(state_dir: Path) -> int:
+    conn = sqlite3.connect(state_dir / "queue.sqlite")
+    try:
+        return int(conn.execute("SELECT count(*) FROM message").fetchone()[0])
+    finally:
+        conn.close()
+
+
 async def test_nothing_is_250_when_the_commit_fails(daemon: Daemon, state_dir: Path) -> None:
     assert daemon.store is not None
-    daemon.store.conn.execute("PRAGMA query_only = ON")  # every write now fails
+    before = await _queue_rows(state_dir)
+    # an I/O error on every insert from now on, on the writer's own connection
+    await daemon.store.write(
+        _pragma("CREATE TEMP TRIGGER fail_insert BEFORE INSERT ON message BEGIN SELECT RAISE(ABORT, 'I/O'); END")
+    )
     client = await lmtp(daemon)
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x', '"sms:+15551234568"@x'], mail("hi"))
-    assert [r.code for r in data] == [451, 451]
-    daemon.store.conn.execute("PRAGMA query_only = OFF")
+    assert [(r.code, r.enhanced) for r in data] == [(451, "4.3.0"), (451, "4.3.0")]
+    assert await _queue_rows(state_dir) == before
+    await daemon.store.write(_pragma("DROP TRIGGER temp.fail_insert"))
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x'], mail("hi"))
     assert [r.code for r in data] == [250]
+    await client.close()
+
+
+async def test_database_full_gives_452_4_3_1_to_every_recipient_and_recovers_without_restart(
+    daemon: Daemon, state_dir: Path
+) -> None:
+    """SQLITE_FULL, as on a full disk: max_page_count pins the database at its current size."""
+    assert daemon.store is not None
+    client = await lmtp(daemon)
+    _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x'], mail("fill the first page"))
+    assert [r.code for r in data] == [250]
+    before = await _queue_rows(state_dir)
+    await daemon.store.write(_pragma("PRAGMA max_page_count = 1"))  # never below the current size
+    big = "x" * 4000  # needs new pages
+    _, _, data = await client.send(
+        "a@example.com", ['"sms:+15551234567?maxmsgs=40"@x', '"sms:+15551234568?maxmsgs=40"@x'], mail(big)
+    )
+    assert [(r.code, r.enhanced) for r in data] == [(452, "4.3.1"), (452, "4.3.1")]
+    assert await _queue_rows(state_dir) == before  # nothing half-written
+    await daemon.store.write(_pragma("PRAGMA max_page_count = 1073741823"))  # space is back
+    _, _, data = await client.send("a@example.com", ['"sms:+15551234567?maxmsgs=40"@x'], mail(big))
+    assert [r.code for r in data] == [250]
+    assert await _queue_rows(state_dir) == before + 1
     await client.close()

@@ -16,6 +16,12 @@ class Reply:
     def text(self) -> str:
         return "\n".join(self.lines)
 
+    @property
+    def enhanced(self) -> str:
+        """The enhanced status code at the start of the first line, or ""."""
+        first = self.lines[0].split(" ", 1)[0] if self.lines else ""
+        return first if first[:1].isdigit() and first.count(".") == 2 else ""
+
 
 @dataclass
 class LmtpClient:

@@ -1,0 +1,166 @@
+"""Group commit in a thread: every write pending when the writer wakes shares one transaction.
+
+The event loop hands an operation (a function of a ``sqlite3.Connection``)
+to :class:`BatchWriter` and awaits its future.  The writer thread owns its
+own connection; it takes everything queued since its last commit, runs each
+operation inside a savepoint of one ``BEGIN IMMEDIATE`` transaction, commits
+(one fsync for the whole batch, with ``synchronous=FULL``) and only then
+resolves the futures, with one wake-up per event loop.  While it waits on
+the disk the loop keeps reading mail, so a busy server commits many
+messages per fsync, and an idle one commits each at once.
+
+An operation that raises is rolled back to its savepoint and fails alone;
+a failed ``BEGIN`` or ``COMMIT`` (disk full, I/O error) fails the whole
+batch with the error mapped by ``on_error``, and the next batch tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger("mailsms.store")
+
+Operation = Callable[[sqlite3.Connection], Any]
+
+
+@dataclass
+class _Job:
+    op: Operation
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[Any]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """Runs on the event loop: resolve each future that nobody cancelled."""
+    for future, ok, value in outcomes:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class BatchWriter:
+    """A writer thread with its own connection, started on first use."""
+
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        on_error: Callable[[BaseException], BaseException],
+        name: str = "mailsms-store-writer",
+    ) -> None:
+        self._connect = connect
+        self._on_error = on_error
+        self._name = name
+        self._cond = threading.Condition()
+        self._pending: list[_Job] = []
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self.batches = 0  # committed transactions, for tests and benchmarks
+        self.operations = 0
+
+    async def run(self, op: Operation) -> Any:
+        """Run ``op(conn)`` in the next transaction; returns its value once committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._cond:
+            if self._closed:
+                raise self._on_error(RuntimeError("the queue is closed"))
+            self._pending.append(_Job(op, loop, future))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return await future
+
+    def close(self) -> None:
+        """Commit what is pending, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+
+    # -- the thread ------------------------------------------------------------
+
+    def _main(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    break
+                batch, self._pending = self._pending, []
+            try:
+                if conn is None:
+                    conn = self._connect()
+                outcomes = self._commit(conn, batch)
+            except Exception as exc:  # cannot even connect: every job hears why
+                outcomes = [(job.future, False, self._on_error(exc)) for job in batch]
+            self._deliver(batch, outcomes)
+        if conn is not None:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, OSError) as exc:
+            error = self._on_error(exc)
+            return [(job.future, False, error) for job in batch]
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
+        for job in batch:
+            try:
+                conn.execute("SAVEPOINT job")
+                value = job.op(conn)
+                conn.execute("RELEASE job")
+            except Exception as exc:
+                if not self._undo_job(conn):
+                    error = self._on_error(exc)  # the transaction is gone: nothing in it stands
+                    return [(j.future, False, error) for j in batch]
+                mapped = self._on_error(exc) if isinstance(exc, sqlite3.Error | OSError) else exc
+                results.append((job.future, False, mapped))
+            else:
+                results.append((job.future, True, value))
+        try:
+            conn.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            error = self._on_error(exc)
+            return [(job.future, False, error) for job in batch]
+        self.batches += 1
+        self.operations += len(batch)
+        return results
+
+    @staticmethod
+    def _undo_job(conn: sqlite3.Connection) -> bool:
+        """Roll back to the job's savepoint; False if the whole transaction is gone."""
+        try:
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            return False
+        return conn.in_transaction
+
+    @staticmethod
+    def _deliver(batch: list[_Job], outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+        for job, outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(job.loop, []).append(outcome)
+        for loop, items in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, items)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                log.debug("store writer: %d result(s) for a closed event loop dropped", len(items))
