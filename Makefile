@@ -40,10 +40,11 @@ pytest: $(BIN)/.dev-stamp debs
 
 test: lint typecheck pytest
 
-bench: $(BIN)/.dev-stamp
+bench: $(BIN)/.dev-stamp debs
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.segment
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.e2e_kannel
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

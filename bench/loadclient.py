@@ -64,10 +64,12 @@ class LoadResult:
 class _Shared:
     """State the connections of one run share: the window, the counters."""
 
-    def __init__(self, start: float, end: float, deadline: float) -> None:
+    def __init__(self, start: float, end: float, deadline: float, rate: float = 0.0) -> None:
         self.start = start  # measured window [start, end)
         self.end = end
         self.deadline = deadline  # stop sending new messages after this
+        self.interval = 1.0 / rate if rate > 0 else 0.0  # between message starts, all connections together
+        self.next_slot = 0.0
         self.ok = 0
         self.failed = 0
         self.warmup = 0
@@ -75,6 +77,16 @@ class _Shared:
         self.codes: Counter[str] = Counter()
         self.samples: list[str] = []
         self.errors: list[str] = []
+
+    async def pace(self) -> None:
+        """With a rate set, wait for this message's slot; slots are handed out one interval apart."""
+        if not self.interval:
+            return
+        now = time.monotonic()
+        slot = max(self.next_slot, now)
+        self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     def bad_reply(self, stage: str, reply: str) -> None:
         self.codes[f"{stage} {reply[:3]}"] += 1
@@ -192,6 +204,7 @@ async def _connection(host: str, port: int, conn: int, recipients: int, shared: 
             raise ProtocolError(f"LHLO: {reply}")
         seq = 0
         while time.monotonic() < shared.deadline:
+            await shared.pace()
             seq += 1
             good = True
             reply = await command(f"MAIL FROM:<{SENDER}>")
@@ -240,10 +253,15 @@ async def run_load(
     duration: float,
     warmup: float = 3.0,
     recipients: int = 2,
+    rate: float = 0.0,
 ) -> LoadResult:
-    """Drive ``host:port`` with ``connections`` lockstep LMTP connections for warm-up + duration seconds."""
+    """Drive ``host:port`` with ``connections`` lockstep LMTP connections for warm-up + duration seconds.
+
+    ``rate`` caps the messages started per second over all connections (0: as fast as replies come).
+    """
     now = time.monotonic()
-    shared = _Shared(start=now + warmup, end=now + warmup + duration, deadline=now + warmup + duration)
+    end = now + warmup + duration
+    shared = _Shared(start=now + warmup, end=end, deadline=end, rate=rate)
     tasks = [
         asyncio.create_task(_connection(host, port, conn, recipients, shared), name=f"lmtp-{conn}")
         for conn in range(connections)

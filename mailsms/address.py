@@ -50,6 +50,7 @@ __all__ = [
     "Secret",
     "SmsAddress",
     "SmsParams",
+    "number_address",
     "parse_address",
     "redact",
     "render_address",
@@ -119,20 +120,39 @@ def parse_address(
     domain = _check_domain(domain, config, hide=not quoted and _may_hold_password(local))
     if local[:4].lower() == "sms:":
         number_text, _, query = local[4:].partition("?")
-        number = _normalise(number_text, config)
-        params = parse_params(query) if query else SmsParams()
-    else:
-        if not local:
-            raise BadAddressSyntax("empty local part")
-        if not config.sms_domains:
-            raise UnknownDomain(
-                "a plain number as local part needs address.sms_domains: write sms:NUMBER or configure the domain"
-            )
-        if "?" in local:
-            raise BadAddressSyntax("parameters need the sms: form: sms:NUMBER?name=value")
-        number, params = _normalise(local, config), SmsParams()
+        return number_address(number_text, query, config, default_maxmsgs=default_maxmsgs, trusted=trusted,
+                              domain=domain)  # fmt: skip
+    if not local:
+        raise BadAddressSyntax("empty local part")
+    if not config.sms_domains:
+        raise UnknownDomain(
+            "a plain number as local part needs address.sms_domains: write sms:NUMBER or configure the domain"
+        )
+    if "?" in local:
+        raise BadAddressSyntax("parameters need the sms: form: sms:NUMBER?name=value")
+    number = _normalise(local, config)
+    return SmsAddress(number=number, domain=domain, maxmsgs=default_maxmsgs, trusted=trusted)
+
+
+def number_address(
+    number: str,
+    query: str,
+    config: AddressConfig,
+    *,
+    default_maxmsgs: int = 1,
+    trusted: bool = False,
+    domain: str = "",
+) -> SmsAddress:
+    """A number and its parameters (percent-encoded, as after ``sms:NUMBER?``), with parse_address's checks.
+
+    Without a domain (the HTTP send API) the address renders as the URI ``sms:NUMBER?...``.
+    """
+    if not 1 <= default_maxmsgs <= MAXMSGS_CAP:
+        raise ConfigError(f"segment.maxmsgs must be 1..{MAXMSGS_CAP}")
+    normalised = _normalise(number, config)
+    params = parse_params(query) if query else SmsParams()
     maxmsgs = params.maxmsgs if params.maxmsgs is not None else default_maxmsgs
-    return SmsAddress(number=number, domain=domain, params=params, maxmsgs=maxmsgs, trusted=trusted)
+    return SmsAddress(number=normalised, domain=domain, params=params, maxmsgs=maxmsgs, trusted=trusted)
 
 
 def render_address(address: SmsAddress) -> str:
@@ -144,6 +164,8 @@ def _render(address: SmsAddress, *, redact: bool) -> str:
     query = render_params(address.params, redact=redact)
     local = f"sms:{address.number}?{query}" if query else f"sms:{address.number}"
     # values are percent-encoded, so this only matters for a hand-made SmsAddress
+    if not address.domain:
+        return local
     local = local.replace("\\", "\\\\").replace('"', '\\"')
     return f'"{local}"@{address.domain}'
 

@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_serve",
     "mailsms.cmd_check",
     "mailsms.cmd_queue",
+    "mailsms.cmd_inbound",
+    "mailsms.cmd_inject",
     "mailsms.cmd_split",
 )
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Literal
 
 from mailsms.errors import ConfigError
-from mailsms.schema import Problem, bounded, build, duration, key_lines, listen, size
-from mailsms.values import ListenAddress
+from mailsms.schema import Problem, bounded, build, credentials, duration, key_lines, listen, networks, size
+from mailsms.values import ListenAddress, Network, parse_listen
 from transports.registry import GATEWAY_TYPES, options_class
 
 CONFIG_ENV = "MAILSMS_CONFIG"
@@ -75,6 +75,10 @@ class QueueConfig:
     concurrency: int = bounded(4, 1, 1000)
     # How long a graceful stop waits for messages in flight.
     stop_grace_time: float = duration("30s")
+    # A delay warning goes to the sender once a message waits this long (0: never).
+    delay_warning_time: float = duration("4h")
+    # RET=FULL reports return the whole mail up to this size, else its headers.
+    bounce_size_limit: int = size(50000)
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,57 @@ class WebConfig:
     # How gateways reach this mailsms from outside, for delivery-report and
     # inbound URLs they are given (Kannel's dlr-url); empty: http://<server.http_listen>.
     public_url: str = ""
+    # user -> password for the send API (/sms/?user=&pass=), until accounts replace it.
+    api_users: tuple[tuple[str, str], ...] = credentials()
+    # Clients in these networks may send through /sms/ without user and pass, and
+    # are not rate limited.
+    trusted_networks: tuple[Network, ...] = networks("127.0.0.0/8", "::1/128")
+    # Requests a second per client address on /sms/, /inbound/ and /dlr/ (0: no limit),
+    # and how many may come at once before the limit applies.
+    rate_limit: int = bounded(20, 0, 1_000_000)
+    rate_burst: int = bounded(100, 1, 1_000_000)
+
+    def api_password(self, user: str) -> str | None:
+        """The configured password of ``user`` for the send API, or None."""
+        return next((password for name, password in self.api_users if name == user), None)
+
+
+@dataclass(frozen=True)
+class MailoutConfig:
+    """How mailsms sends mail itself: reports to senders, replies (see mailsms.mailout)."""
+
+    # "maildir": files in <maildir>/<recipient>/new; "smtp" or "lmtp": to relay.
+    mode: Literal["maildir", "smtp", "lmtp"] = "maildir"
+    # "host:port", "[::1]:port" or the path of a unix socket; required for smtp and lmtp.
+    relay: str = ""
+    # true: STARTTLS is required before any mail is sent; tls_verify checks the certificate.
+    starttls: bool = False
+    tls_verify: bool = True
+    # SMTP AUTH, when username is set.
+    username: str = ""
+    password: str = dataclasses.field(default="", repr=False)
+    # The name mailsms reports as (Reporting-MTA, Message-IDs, EHLO); "": this host's name.
+    hostname: str = ""
+    # Root of the Maildirs for mode "maildir"; "": <state.dir>/mail.
+    maildir: str = ""
+    # Seconds one delivery may take; mails delivered at once.
+    timeout: float = duration("60s")
+    concurrency: int = bounded(4, 1, 100)
+
+    def relay_target(self) -> tuple[str, int] | str:
+        """(host, port), or a unix socket path; ValueError naming what is wrong."""
+        text = self.relay.strip()
+        if text.startswith("/"):
+            return text
+        try:
+            address = parse_listen(text)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("listen address", "relay")) from None
+        if address is None:
+            raise ValueError('required for this mode: "host:port" or a unix socket path')
+        if address.port == 0:
+            raise ValueError("the port cannot be 0")
+        return address.host, address.port
 
 
 @dataclass(frozen=True)
@@ -102,12 +157,27 @@ class EmptySection:
 
 
 @dataclass(frozen=True)
+class WebhookKeys:
+    """Keys every ``[[gateway]]`` takes, whatever its type: who may call its webhooks."""
+
+    # Source addresses allowed to call /inbound/<id> and /dlr/<id>; empty: any.
+    webhook_allow: tuple[Network, ...] = networks()
+    # A shared secret the calls must carry as secret=...; empty: none.
+    webhook_secret: str = dataclasses.field(default="", repr=False)
+
+
+WEBHOOK_KEYS = frozenset(f.name for f in dataclasses.fields(WebhookKeys))
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
-    """One ``[[gateway]]``: an id, a type and that type's own options."""
+    """One ``[[gateway]]``: an id, a type, that type's own options and the webhook keys."""
 
     id: str
     type: str
     options: object
+    webhook_allow: tuple[Network, ...] = ()
+    webhook_secret: str = dataclasses.field(default="", repr=False)
 
 
 def default_gateways() -> tuple[GatewayConfig, ...]:
@@ -127,7 +197,7 @@ class Config:
     compose: ComposeConfig = field(default_factory=ComposeConfig)
     replylog: EmptySection = field(default_factory=EmptySection)
     inbound: EmptySection = field(default_factory=EmptySection)
-    mailout: EmptySection = field(default_factory=EmptySection)
+    mailout: MailoutConfig = field(default_factory=MailoutConfig)
     policy: EmptySection = field(default_factory=EmptySection)
     web: WebConfig = field(default_factory=WebConfig)
     gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
@@ -190,6 +260,15 @@ def _validate_address(address: AddressConfig, problems: list[Problem], lines: Ma
         )
 
 
+def _validate_mailout(mailout: MailoutConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    if mailout.mode == "maildir":
+        return
+    try:
+        mailout.relay_target()
+    except ValueError as exc:
+        problems.append(Problem("mailout.relay", str(exc), lines.get("mailout.relay", lines.get("mailout"))))
+
+
 def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[GatewayConfig, ...]:
     if not isinstance(raw, list) or not all(isinstance(g, dict) for g in raw):
         problems.append(Problem("gateway", "must be an array of tables: write [[gateway]]", lines.get("gateway")))
@@ -210,6 +289,13 @@ def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) ->
             listed = ", ".join(GATEWAY_TYPES)
             problems.append(Problem(f"{prefix}.type", f"required, one of {listed}; got {gw_type!r}", where))
             continue
+        hooks = build(
+            WebhookKeys,
+            {k: v for k, v in table.items() if k in WEBHOOK_KEYS},
+            prefix,
+            problems,
+            partial(_line_or, lines, where),
+        )
         opts_cls = options_class(str(gw_type))
         if opts_cls is None:
             problems.append(
@@ -221,12 +307,25 @@ def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) ->
             )
             continue
         options: object = build(
-            opts_cls, table, prefix, problems, partial(_line_or, lines, where), skip=frozenset({"id", "type"})
+            opts_cls,
+            table,
+            prefix,
+            problems,
+            partial(_line_or, lines, where),
+            skip=frozenset({"id", "type"}) | WEBHOOK_KEYS,
         )
         validate = getattr(options, "validate", None)
         for key, message in validate() if callable(validate) else ():
             problems.append(Problem(f"{prefix}.{key}", message, lines.get(f"{prefix}.{key}", where)))
-        result.append(GatewayConfig(id=gw_id, type=str(gw_type), options=options))
+        result.append(
+            GatewayConfig(
+                id=gw_id,
+                type=str(gw_type),
+                options=options,
+                webhook_allow=hooks.webhook_allow,
+                webhook_secret=hooks.webhook_secret,
+            )
+        )
     return tuple(result) if result else default_gateways()
 
 
@@ -259,6 +358,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_segment(config.segment, problems, lines)
     _validate_address(config.address, problems, lines)
     _validate_compose(config.compose, problems, lines)
+    _validate_mailout(config.mailout, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

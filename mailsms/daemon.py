@@ -19,15 +19,22 @@ from aiohttp import web
 from mailsms import __version__
 from mailsms.config import Config
 from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError
+from mailsms.mailout import Mailout, local_hostname
+from mailsms.mailout_agents import make_agent
+from mailsms.reporter import Reporter
 from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.server import Handler, listen, protocol_factory
 from mailsms.store.sqlite import SqliteStore
 from mailsms.values import ListenAddress
-from mailsms.web import make_app
+from mailsms.web import make_app, web_services
 from transports import registry
 from transports.base import DeliveryReport, Transport, TransportContext
 
 log = logging.getLogger("mailsms.master")
+
+# How long a delivery report waits for its part's gateway id to be committed.
+REPORT_WAIT = 5.0
+REPORT_RETRY_INTERVAL = 0.05
 
 
 class ListenError(MailsmsError):
@@ -69,6 +76,9 @@ class Daemon:
     transports: dict[str, Transport] = field(default_factory=dict)
     scheduler: Scheduler | None = None
     _scheduler_task: asyncio.Task[None] | None = None
+    mailout: Mailout | None = None
+    _mailout_task: asyncio.Task[None] | None = None
+    reporter: Reporter | None = None
     handler: Handler | None = None
 
     async def start(self) -> None:
@@ -92,7 +102,9 @@ class Daemon:
         except Exception as exc:
             raise StateDirError(f"cannot open the queue in {state_dir} (state.dir): {exc}") from None
         for gateway in self.config.gateways:
-            context = TransportContext(gateway.id, state_dir, self._on_report, self._public_url())
+            context = TransportContext(
+                gateway.id, state_dir, self._on_report, self._public_url(), webhook_secret=gateway.webhook_secret
+            )
             transport = registry.create(gateway.type, gateway.options, context)
             await transport.start()
             self.transports[gateway.id] = transport
@@ -100,10 +112,22 @@ class Daemon:
         policy = RetryPolicy(
             queue.minimal_backoff_time, queue.maximal_backoff_time, queue.maximal_queue_lifetime, queue.queue_run_delay
         )
-        self.scheduler = Scheduler(self.store, self.transports, policy, concurrency=queue.concurrency)
+        self.mailout = self._make_mailout(self.store, policy)
+        self._mailout_task = asyncio.create_task(self.mailout.run(), name="mailout")
+        self.reporter = Reporter(self.store, self.mailout, queue.maximal_queue_lifetime)
+        self.scheduler = Scheduler(
+            self.store, self.transports, policy, concurrency=queue.concurrency, reporter=self.reporter
+        )
         self.handler.store = self.store  # type: ignore[union-attr]
         self.handler.wake = self.scheduler.wake  # type: ignore[union-attr]
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+
+    def _make_mailout(self, store: SqliteStore, policy: RetryPolicy) -> Mailout:
+        """The mail-out queue and its agent for ``mailout.mode`` (reports to senders go through it)."""
+        settings = self.config.mailout
+        hostname = local_hostname(settings.hostname)
+        agent = make_agent(settings, hostname, self.config.state_dir / "mail")
+        return Mailout(store, agent, hostname, policy, concurrency=settings.concurrency)
 
     def _public_url(self) -> str:
         """web.public_url, or the bound HTTP listener's own address."""
@@ -115,8 +139,29 @@ class Daemon:
         return f"http://{http}"
 
     async def _on_report(self, report: DeliveryReport) -> None:
-        if self.scheduler is not None:
-            await self.scheduler.on_report(report)
+        await self.apply_report(report)
+
+    async def apply_report(self, report: DeliveryReport) -> str | None:
+        """Apply a final delivery report; the queue id, or None when no submitted part has its id.
+
+        A fast gateway can report a part before the scheduler has committed the
+        id it was given (the submit's answer is still on its way to the disk):
+        while the gateway has parts in ``sending``, the report is tried again for
+        up to ``REPORT_WAIT`` seconds instead of being lost.
+        """
+        if self.scheduler is None or self.store is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + REPORT_WAIT
+        while True:
+            queue_id = await self.scheduler.record_report(report)
+            if queue_id is not None:
+                return queue_id
+            if self.store is None or not self.store.sending_on(report.gateway_id) or loop.time() >= deadline:
+                break
+            await asyncio.sleep(REPORT_RETRY_INTERVAL)
+        log.info("delivery report for unknown id %s from %s ignored", report.message_id, report.gateway_id)
+        return None
 
     async def _bind_listeners(self) -> None:
         server_cfg = self.config.server
@@ -137,7 +182,10 @@ class Daemon:
             await self._start_http(server_cfg.http_listen)
 
     async def _start_http(self, addr: ListenAddress) -> None:
-        self.runner = web.AppRunner(make_app(), access_log=None, handle_signals=False)
+        assert self.handler is not None  # made by _bind_listeners first
+        app = make_app(web_services(self.config, self.handler, self.apply_report))
+        # No access log: request lines may carry pass= or a gateway's secret.
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, addr.host, addr.port, reuse_address=True)
         try:
@@ -148,7 +196,11 @@ class Daemon:
         self.bound["http"] = _bound_address(server, addr) if isinstance(server, asyncio.Server) else addr
 
     async def stop(self) -> None:
-        """Stop taking mail, let messages in flight finish, then close transports and the queue."""
+        """Stop taking mail, let messages in flight finish, then close transports, HTTP and the queue.
+
+        The HTTP listener stays up while messages in flight finish, so that
+        their delivery reports still land; it closes before the queue does.
+        """
         for srv in self.servers:
             srv.close()
         for srv in self.servers:
@@ -160,15 +212,25 @@ class Daemon:
             self._scheduler_task.cancel()
             await asyncio.gather(self._scheduler_task, return_exceptions=True)
             self._scheduler_task = None
+        if self.reporter is not None:
+            await self.reporter.stop()
+        if self.mailout is not None:
+            await self.mailout.stop(self.config.queue.stop_grace_time)
+        if self._mailout_task is not None:
+            self._mailout_task.cancel()
+            await asyncio.gather(self._mailout_task, return_exceptions=True)
+            self._mailout_task = None
         for transport in self.transports.values():
             await transport.close()
         self.transports.clear()
-        if self.store is not None:
-            self.store.close()
-            self.store = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.handler is not None:
+            self.handler.store = None  # anything still arriving hears "not ready", not a closed file's error
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     async def run_until_signal(self) -> int:
         """Serve until SIGTERM or SIGINT; a clean stop returns 0."""
@@ -207,4 +269,7 @@ def _bound_address(srv: asyncio.Server, wanted: ListenAddress) -> ListenAddress:
 
 def serve(config: Config) -> int:
     """Run the daemon in a fresh event loop."""
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
     return asyncio.run(Daemon(config).run_until_signal())

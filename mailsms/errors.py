@@ -84,6 +84,15 @@ class BadContent(MailsmsError):
     default_reason = "message content not acceptable"
 
 
+class BadRequest(MailsmsError):
+    """A request's arguments are missing or malformed (an HTTP call to the API or a webhook)."""
+
+    code = 501
+    enhanced = "5.5.4"
+    exit_code = EX_DATAERR
+    default_reason = "invalid arguments"
+
+
 class NotAuthorized(MailsmsError):
     """Policy forbids this sender, client or destination."""
 
@@ -147,6 +156,15 @@ class QueueFull(MailsmsError):
     default_reason = "insufficient system storage"
 
 
+class NotReady(MailsmsError):
+    """The daemon is starting or stopping: the queue cannot take messages right now."""
+
+    code = 451
+    enhanced = "4.3.2"
+    exit_code = EX_TEMPFAIL
+    default_reason = "queue not ready, try again later"
+
+
 class TransportDown(MailsmsError):
     """No gateway can take the message now."""
 
@@ -175,6 +193,7 @@ ALL_ERRORS: tuple[type[MailsmsError], ...] = (
     UnknownDomain,
     BadAddressSyntax,
     BadContent,
+    BadRequest,
     NotAuthorized,
     AuthFailed,
     MessageTooLong,
@@ -182,6 +201,7 @@ ALL_ERRORS: tuple[type[MailsmsError], ...] = (
     QuotaExceeded,
     RateLimited,
     QueueFull,
+    NotReady,
     TransportDown,
     ConfigError,
     InternalError,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailsms.address import SmsAddress
 from mailsms.config import GatewayConfig, SegmentConfig
 from mailsms.errors import BadContent
+from mailsms.notify import wanted_events, warn_time
 from mailsms.segment import Segmentation, split_binary, split_with_config
 from mailsms.store import NewMessage, NewPart
 
@@ -22,9 +24,31 @@ class Recipient:
     dsn: dict[str, str] = field(default_factory=dict)  # NOTIFY, ORCPT
 
 
-def new_queue_id() -> str:
-    """A Postfix-looking queue id: 12 upper-case hex digits."""
-    return secrets.token_hex(6).upper()
+class QueueIds:
+    """Unique, time-ordered queue ids: 16 upper-case hex digits.
+
+    The milliseconds since the epoch, then a counter within the millisecond
+    (20 bits): ids sort by arrival, never repeat within a process even if
+    the clock steps back, and cost no system call for randomness.
+    """
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns) -> None:
+        self._clock = clock
+        self._last_ms = 0
+        self._seq = 0
+
+    def __call__(self) -> str:
+        ms = self._clock() // 1_000_000
+        if ms > self._last_ms:
+            self._last_ms, self._seq = ms, 0
+        else:
+            self._seq += 1
+            if self._seq >> 20:  # a million ids in one millisecond: borrow the next one
+                self._last_ms, self._seq = self._last_ms + 1, 0
+        return f"{(self._last_ms << 20) | self._seq:016X}"
+
+
+new_queue_id = QueueIds()
 
 
 def choose_gateway(address: SmsAddress, gateways: tuple[GatewayConfig, ...]) -> str:
@@ -80,7 +104,11 @@ def build_message(
     gateway: str,
     envelope_dsn: dict[str, str],
     headers: tuple[tuple[str, str], ...],
+    auto_submitted: bool = False,
+    delay_warning_time: float = 0.0,
 ) -> NewMessage:
+    # Which reports the sender gets is fixed now, from the envelope (mailsms.notify).
+    notify = wanted_events(sender, recipient.dsn.get("NOTIFY"), auto_submitted=auto_submitted)
     return NewMessage(
         id=queue_id,
         created=now,
@@ -103,4 +131,6 @@ def build_message(
         dsn=json.dumps({**envelope_dsn, **recipient.dsn}, separators=(",", ":")),
         headers=json.dumps(headers, separators=(",", ":")),
         truncated=segmentation.truncated,
+        notify=notify,
+        warn_at=warn_time(now, delay_warning_time, notify),
     )

@@ -12,7 +12,8 @@ from mailsms.store import DEFERRED, HOLD, QUEUED, StoredMessage, Summary
 from mailsms.store.sqlite import DB_NAME, SqliteStore
 
 
-def _stamp(seconds: float) -> str:
+def stamp(seconds: float) -> str:
+    """A UTC time as the queue tools show it: 2024-05-01T12:00:00Z."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -26,8 +27,8 @@ def summary_json(row: Summary) -> dict[str, object]:
         "parts": row.parts,
         "sent_parts": row.sent_parts,
         "attempts": row.attempts,
-        "created": _stamp(row.created),
-        "next_attempt": _stamp(row.next_attempt) if row.state in (QUEUED, DEFERRED) else None,
+        "created": stamp(row.created),
+        "next_attempt": stamp(row.next_attempt) if row.state in (QUEUED, DEFERRED) else None,
         "reason": row.reason,
     }
 
@@ -39,7 +40,7 @@ def render_table(rows: list[Summary]) -> str:
     for row in rows:
         lines.append(
             f"{row.id:<13} {row.state:<9} {row.sent_parts:>2}/{row.parts:<2} {row.attempts:>5} "
-            f"{_stamp(row.created):<20} <{row.sender}> -> {row.to}"
+            f"{stamp(row.created):<20} <{row.sender}> -> {row.to}"
         )
         if row.reason:
             lines.append(f"{'':<13} ({row.reason})")
@@ -49,8 +50,8 @@ def render_table(rows: list[Summary]) -> str:
 
 def message_json(message: StoredMessage) -> dict[str, object]:
     data = asdict(message)
-    data["created"] = _stamp(message.created)
-    data["next_attempt"] = _stamp(message.next_attempt)
+    data["created"] = stamp(message.created)
+    data["next_attempt"] = stamp(message.next_attempt)
     data["params"] = json.loads(message.params or "{}")
     data["dsn"] = json.loads(message.dsn or "{}")
     data["headers"] = json.loads(message.headers or "[]")

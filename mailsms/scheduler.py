@@ -18,11 +18,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mailsms.log import event
 from mailsms.store import EXPIRED, FAILED, HOLD, PART_QUEUED, PART_SENDING, StoredMessage
 from mailsms.store.sqlite import SqliteStore
 from transports.base import DeliveryReport, Outcome, OutgoingPart, OutgoingSms, PartResult, Transport
+
+if TYPE_CHECKING:
+    from mailsms.reporter import Reporter
 
 log = logging.getLogger("mailsms.scheduler")
 
@@ -62,6 +66,15 @@ def outgoing(message: StoredMessage, seqs: set[int]) -> OutgoingSms:
     )
 
 
+def gives_reports(transport: Transport | None) -> bool:
+    """Whether a gateway sends delivery reports (a transport's ``delivery_reports``; False when it does not say).
+
+    Without them, a part taken by the gateway is the last word on it: the
+    sender who asked NOTIFY=SUCCESS hears "relayed" then.
+    """
+    return bool(getattr(transport, "delivery_reports", False))
+
+
 @dataclass
 class Scheduler:
     store: SqliteStore
@@ -72,7 +85,10 @@ class Scheduler:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
+    _busy: dict[str | None, set[str]] = field(default_factory=dict)  # in flight, by gateway (None: unconfigured)
     _stopping: bool = False
+    # Makes the delivery status notifications that are due, on every pass (mailsms.reporter).
+    reporter: Reporter | None = None
 
     def wake(self) -> None:
         """New mail was committed: look for due messages now."""
@@ -81,29 +97,48 @@ class Scheduler:
     async def run(self) -> None:
         await self.recover()
         while not self._stopping:
-            self._claim_due()
-            timeout = self._sleep_time()
+            now = self.clock()
+            self._claim_due(now)
+            if self.reporter is not None:
+                self.reporter.sweep(now)
+            timeout = self._sleep_time(now)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    def _sleep_time(self) -> float:
-        next_due = self.store.next_due_time()
+    def _sleep_time(self, now: float) -> float:
+        # What is due by ``now`` is in flight or waits for room, and a landing wakes us:
+        # counting it (its state stays queued/deferred while in flight) would poll.
+        next_due = self.store.next_due_time(after=now)
         if next_due is None:
             return self.policy.queue_run_delay
-        return min(max(next_due - self.clock(), 0.0), self.policy.queue_run_delay)
+        return min(next_due - now, self.policy.queue_run_delay)
 
-    def _claim_due(self) -> None:
-        limit = self.concurrency * max(len(self.transports), 1) * 2
-        for message_id in self.store.due(self.clock(), limit + len(self._in_flight)):
-            if message_id in self._in_flight:
-                continue
-            task = asyncio.create_task(self._deliver_guarded(message_id), name=f"deliver-{message_id}")
+    def _claim_due(self, now: float) -> None:
+        """Start deliveries for due messages: per gateway, never more in flight than twice what
+        it takes at once, so that a gateway that hangs never holds up another."""
+        for gateway in self.transports:
+            self._claim(now, gateway, 2 * self._parallel(gateway))
+        # Messages for a gateway no longer configured: claimed only to be held.
+        self._claim(now, None, 2 * self.concurrency)
+
+    def _claim(self, now: float, gateway: str | None, limit: int) -> None:
+        busy = self._busy.get(gateway, set())
+        room = limit - len(busy)
+        if room <= 0:
+            return  # a delivery that lands wakes us again
+        due = self.store.due(now, limit, gateway, other_than=tuple(self.transports))
+        claimed = [message_id for message_id in due if message_id not in self._in_flight][:room]
+        for message_id, message in self.store.load_many(claimed).items():
+            task = asyncio.create_task(self._deliver_guarded(message), name=f"deliver-{message_id}")
             self._in_flight[message_id] = task
-            task.add_done_callback(functools.partial(self._landed, message_id))
+            self._busy.setdefault(gateway, set()).add(message_id)
+            task.add_done_callback(functools.partial(self._landed, message_id, gateway))
 
-    def _landed(self, message_id: str, _task: asyncio.Task[None]) -> None:
+    def _landed(self, message_id: str, gateway: str | None, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(message_id, None)
+        self._busy.get(gateway, set()).discard(message_id)
+        self._wake.set()  # room for the next due message
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let messages in flight finish (up to ``grace`` seconds), then cancel."""
@@ -120,15 +155,19 @@ class Scheduler:
 
     # -- one message ------------------------------------------------------------
 
+    def _parallel(self, gateway: str) -> int:
+        """Submits a gateway takes at once: its transport's own figure (a local spool
+        batches its writes), else ``queue.concurrency``."""
+        own = getattr(self.transports.get(gateway), "concurrency", None)
+        return own if isinstance(own, int) and own > 0 else self.concurrency
+
     def _limit(self, gateway: str) -> asyncio.Semaphore:
         if gateway not in self._limits:
-            self._limits[gateway] = asyncio.Semaphore(self.concurrency)
+            self._limits[gateway] = asyncio.Semaphore(self._parallel(gateway))
         return self._limits[gateway]
 
-    async def _deliver_guarded(self, message_id: str) -> None:
-        message = self.store.load(message_id)
-        if message is None:
-            return
+    async def _deliver_guarded(self, message: StoredMessage) -> None:
+        message_id = message.id
         try:
             async with self._limit(message.gateway):
                 await self.deliver(message)
@@ -160,7 +199,8 @@ class Scheduler:
         delay = now - message.created
         submitted = [(r.seq, r.message_id) for r in results if r.outcome is Outcome.SUBMITTED]
         if submitted:
-            await self.store.record_submitted(message.id, submitted, now)
+            relayed = not gives_reports(self.transports.get(message.gateway))
+            await self.store.record_submitted(message.id, submitted, now, relayed=relayed)
         failure = next((r for r in results if r.outcome is not Outcome.SUBMITTED), None)
         done = len(submitted) + sum(1 for p in message.parts if p.state not in (PART_QUEUED, PART_SENDING))
         parts = f"{done}/{len(message.parts)}"
@@ -201,13 +241,16 @@ class Scheduler:
                 continue
             sending = {p.seq for p in message.parts if p.state == PART_SENDING}
             transport = self.transports.get(message.gateway)
-            known: set[int] = set()
+            known: dict[int, str] = {}
             if transport is not None and transport.detects_duplicates:
-                known = await transport.already_submitted(outgoing(message, sending)) & sending
+                found = await transport.already_submitted(outgoing(message, sending))
+                known = {seq: gateway_id for seq, gateway_id in found.items() if seq in sending}
             now = self.clock()
             if known:
-                await self.store.record_submitted(message_id, [(seq, message_id) for seq in sorted(known)], now)
-            unknown = sorted(sending - known)
+                await self.store.record_submitted(
+                    message_id, sorted(known.items()), now, relayed=not gives_reports(transport)
+                )
+            unknown = sorted(sending - known.keys())
             if not unknown:
                 log.info(event(message_id, to=message.number, relay=message.gateway, status="recovered",
                                reason="parts found in sending had reached the gateway"))  # fmt: skip
@@ -220,8 +263,15 @@ class Scheduler:
                           status="possible duplicate", reason="part found in sending after a restart is sent again")
                 )  # fmt: skip
 
-    async def on_report(self, report: DeliveryReport) -> None:
-        """A delivery report from a transport: mark the part delivered or failed."""
+    async def on_report(self, report: DeliveryReport) -> str | None:
+        """A delivery report from a transport: mark the part delivered or failed; the message id, or None."""
+        message_id = await self.record_report(report)
+        if message_id is None:
+            log.info("delivery report for unknown id %s from %s ignored", report.message_id, report.gateway_id)
+        return message_id
+
+    async def record_report(self, report: DeliveryReport) -> str | None:
+        """``on_report`` without the log line for an unknown id (for callers that try again)."""
         dsn = report.dsn or ("2.0.0" if report.delivered else "5.0.0")
         message_id = await self.store.record_report(
             report.gateway_id,
@@ -232,11 +282,11 @@ class Scheduler:
             now=self.clock(),
         )
         if message_id is None:
-            log.info("delivery report for unknown id %s from %s ignored", report.message_id, report.gateway_id)
-            return
+            return None
         status = "delivered" if report.delivered else "bounced"
         log.info(
             event(
                 message_id, relay=report.gateway_id, dsn=dsn, status=status, reason=report.reason or "delivery report"
             )
         )
+        return message_id

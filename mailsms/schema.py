@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from mailsms.values import parse_duration, parse_listen, parse_size
+from mailsms.values import parse_credentials, parse_duration, parse_listen, parse_networks, parse_size
 
 T = TypeVar("T")
 
@@ -49,6 +49,16 @@ def listen(default: str) -> Any:
     return dataclasses.field(default=parse_listen(default), metadata={"kind": "listen"})
 
 
+def networks(*default: str) -> Any:
+    """A dataclass field holding IP networks, written as a list of CIDRs."""
+    return dataclasses.field(default=parse_networks(list(default)), metadata={"kind": "networks"})
+
+
+def credentials() -> Any:
+    """A dataclass field holding (user, password) pairs from a TOML table; kept out of ``repr``."""
+    return dataclasses.field(default=(), repr=False, metadata={"kind": "credentials"})
+
+
 def bounded(default: int, low: int, high: int) -> Any:
     """An integer field limited to ``low..high``."""
     return dataclasses.field(default=default, metadata={"range": (low, high)})
@@ -69,6 +79,10 @@ def _convert_special(special: str, value: object) -> object:
         if not isinstance(value, str):
             raise ValueError(f'expected a "host:port" string, got {_type_name(value)}')
         return parse_listen(value)
+    if special == "networks":
+        return parse_networks(value)
+    if special == "credentials":
+        return parse_credentials(value)
     raise TypeError(f"unknown field kind {special!r}")  # a bug, not user input
 
 

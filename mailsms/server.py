@@ -9,6 +9,7 @@ here: the scheduler works from the queue only.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import socket
 import time
@@ -18,15 +19,16 @@ from typing import Any
 from aiosmtpd.smtp import Session
 
 from mailsms import __version__
-from mailsms.address import parse_address, redact
+from mailsms.address import SmsAddress, parse_address, redact
 from mailsms.compose import Composed, compose
-from mailsms.config import Config
-from mailsms.errors import MailsmsError, UnknownDomain
+from mailsms.config import Config, QueueConfig
+from mailsms.errors import MailsmsError, NotReady, UnknownDomain
 from mailsms.ingest import Recipient, build_message, choose_gateway, new_queue_id, segment_for
 from mailsms.log import event
 from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
+from mailsms.store.reports import KeptOriginal
 from mailsms.store.sqlite import SqliteStore
 
 log = logging.getLogger("mailsms.server")
@@ -71,9 +73,7 @@ class Handler:
         shown = redact(address)
         try:
             parsed = parse_address(address, self.config.address, default_maxmsgs=self.config.segment.maxmsgs)
-            wanted = parsed.params.gateway_id
-            if wanted and wanted not in self._gateway_ids:
-                raise UnknownDomain(f"no gateway with id {wanted!r} (parameter id)")
+            self.check_gateway(parsed)
         except MailsmsError as exc:
             log.info("reject: RCPT to=<%s>: %s", shown, exc.reply())
             return exc.reply()
@@ -104,14 +104,11 @@ class Handler:
             failure = next(r for r in replies if r)
             return [failure] * len(recipients)
         if rows:
-            if self.store is None:
-                return [r or "451 4.3.2 queue not ready, try again later" for r in replies]
+            rows = same_mail(rows)
             try:
-                await self.store.enqueue(rows)
+                await self.commit(rows, kept_original(rows, envelope.mail_params, content, self.config.queue))
             except MailsmsError as exc:
-                log.warning("queue commit failed for %d recipient(s): %s", len(rows), exc.reply())
                 return [r or exc.reply() for r in replies]
-            self.wake()
         queued = iter(rows)
         result = []
         for reply in replies:
@@ -129,8 +126,39 @@ class Handler:
     ) -> NewMessage:
         address = recipient.address
         text = address.params.body if address.params.body else composed.text
-        segmentation = segment_for(address, text, self.config.segment, self.references.next(address.number))
         dsn = {k: v for k, v in envelope.mail_params.items() if k in ("RET", "ENVID")}
+        return self.new_message(
+            recipient,
+            sender,
+            text,
+            now,
+            envelope_dsn=dsn,
+            headers=composed.original_headers,
+            auto_submitted=composed.auto_submitted,
+        )
+
+    # -- shared with the HTTP send API (mailsms.web_send) --------------------------
+
+    def check_gateway(self, address: SmsAddress) -> None:
+        """An ``id=`` parameter must name a configured gateway (UnknownDomain, 5.1.1)."""
+        wanted = address.params.gateway_id
+        if wanted and wanted not in self._gateway_ids:
+            raise UnknownDomain(f"no gateway with id {wanted!r} (parameter id)")
+
+    def new_message(
+        self,
+        recipient: Recipient,
+        sender: str,
+        text: str,
+        now: float,
+        *,
+        envelope_dsn: dict[str, str] | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+        auto_submitted: bool = False,
+    ) -> NewMessage:
+        """The queue rows for ``text`` to one recipient: split, with a fresh queue id (MessageTooLong etc.)."""
+        address = recipient.address
+        segmentation = segment_for(address, text, self.config.segment, self.references.next(address.number))
         return build_message(
             queue_id=self.new_id(),
             now=now,
@@ -139,9 +167,22 @@ class Handler:
             text=text,
             segmentation=segmentation,
             gateway=choose_gateway(address, self.config.gateways),
-            envelope_dsn=dsn,
-            headers=composed.original_headers,
+            envelope_dsn=envelope_dsn or {},
+            headers=headers,
+            auto_submitted=auto_submitted,
+            delay_warning_time=self.config.queue.delay_warning_time,
         )
+
+    async def commit(self, rows: list[NewMessage], original: KeptOriginal | None = None) -> None:
+        """Commit ``rows`` durably, then wake the scheduler; raises MailsmsError (QueueFull, NotReady, ...)."""
+        if self.store is None:
+            raise NotReady()
+        try:
+            await self.store.enqueue(rows, original)
+        except MailsmsError as exc:
+            log.warning("queue commit failed for %d recipient(s): %s", len(rows), exc.reply())
+            raise
+        self.wake()
 
     async def handle_EHLO(
         self, server: Any, session: Session, envelope: SmsEnvelope, hostname: str, responses: list[str]
@@ -149,6 +190,24 @@ class Handler:
         session.host_name = hostname
         extra = ["250-ENHANCEDSTATUSCODES", "250-PIPELINING", "250-DSN", f"250-SIZE {self.message_size_limit}"]
         return [responses[0], *extra, *responses[1:]]
+
+
+def same_mail(rows: list[NewMessage]) -> list[NewMessage]:
+    """Rows of one mail with several recipients share the first one's id as ``mail_id``: one report lists all."""
+    if len(rows) < 2:
+        return rows
+    return [dataclasses.replace(row, mail_id=rows[0].id) for row in rows]
+
+
+def kept_original(
+    rows: list[NewMessage], mail_params: dict[str, str], content: bytes, queue: QueueConfig
+) -> KeptOriginal | None:
+    """The whole mail, kept for reports when the sender asked RET=FULL and it is small enough."""
+    if mail_params.get("RET", "").upper() != "FULL" or len(content) > queue.bounce_size_limit:
+        return None
+    if not any(row.notify for row in rows):
+        return None
+    return KeptOriginal(rows[0].mail_id or rows[0].id, content)
 
 
 def _hostname() -> str:

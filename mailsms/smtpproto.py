@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,8 +125,33 @@ class _DataReader:
                 self.chunks.clear()  # drop early: memory stays flat for a 50 MB body
 
 
+# aiosmtpd's own error replies carry no enhanced status code; ours all do.
+_ENHANCED_FOR = {
+    "421": "4.3.0", "451": "4.3.0", "452": "4.3.1", "500": "5.5.2", "501": "5.5.4", "502": "5.5.1",
+    "503": "5.5.1", "504": "5.5.4", "550": "5.0.0", "552": "5.3.4", "553": "5.1.3", "554": "5.0.0",
+    "555": "5.5.4",
+}  # fmt: skip
+_HAS_ENHANCED = re.compile(r"^\d{3}[ -][245]\.\d{1,3}\.\d{1,3}\b")
+# Command lines up to this long are read (RFC 5321 says 512; sms: addresses with
+# their parameters are longer, as Postfix's line_length_limit of 2048 allows).
+COMMAND_LINE_LIMIT = 4096
+
+
+def with_enhanced_code(status: str) -> str:
+    """A one-line 4xx/5xx reply with an enhanced status code, adding the usual one if missing."""
+    code = status[:3]
+    enhanced = _ENHANCED_FOR.get(code)
+    if enhanced is None or "\n" in status or _HAS_ENHANCED.match(status):
+        return status
+    return f"{code} {enhanced} {status[4:]}" if len(status) > 4 else f"{code} {enhanced}"
+
+
 class GatewayMixin:
     """Overrides shared by the SMTP and LMTP protocols."""
+
+    command_size_limit = COMMAND_LINE_LIMIT
+    line_length_limit = COMMAND_LINE_LIMIT  # aiosmtpd's stream limit: a longer command gets 500 5.5.2
+    command_size_limits: collections.defaultdict[str, int]
 
     event_handler: Policy
     envelope: SmsEnvelope | None
@@ -134,14 +161,20 @@ class GatewayMixin:
 
     if TYPE_CHECKING:  # provided by aiosmtpd.SMTP; declared for the type checker only
 
-        async def push(self, status: str) -> None: ...
-
         async def check_helo_needed(self, helo: str = "HELO") -> bool: ...
 
         def _set_post_data_state(self) -> None: ...
 
     def _create_envelope(self) -> SmsEnvelope:
         return SmsEnvelope()
+
+    def _set_rset_state(self) -> None:
+        # aiosmtpd keeps per-command limits in a dict shared by every session; ours is our own
+        self.command_size_limits = collections.defaultdict(lambda: COMMAND_LINE_LIMIT)
+        super()._set_rset_state()  # type: ignore[misc]
+
+    async def push(self, status: str) -> None:
+        await super().push(with_enhanced_code(status))  # type: ignore[misc]
 
     async def smtp_MAIL(self, arg: str | None) -> None:
         if await self.check_helo_needed():
@@ -222,8 +255,7 @@ class GatewayMixin:
             replies = ["451 4.3.0 internal error, try again later"] * count
         self._set_post_data_state()
         if self.lmtp:
-            for reply in replies:
-                await self.push(reply)
+            await self.push("\r\n".join(replies))  # one reply per recipient, in one write
         else:
             await self.push(_smtp_reply(replies))
 

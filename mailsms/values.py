@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -80,3 +83,42 @@ def parse_listen(value: str) -> ListenAddress | None:
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"bad listen address {value!r}: the port must be 0..65535")
     return ListenAddress(host, int(port_text))
+
+
+def parse_networks(value: object) -> tuple[Network, ...]:
+    """CIDRs (``"127.0.0.0/8"``, ``"::1"``; a bare address is a /32 or /128); ValueError when malformed."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError('expected an array of networks such as ["127.0.0.0/8", "::1/128"]')
+    networks: list[Network] = []
+    for text in value:
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"bad network {text!r}: write an address or address/prefix") from None
+    return tuple(networks)
+
+
+def in_networks(address: str | None, networks: tuple[Network, ...]) -> bool:
+    """True when ``address`` (as a peer gives it) lies in one of ``networks``; False if it is not an IP."""
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 on a dual-stack socket is 127.0.0.1
+    return any(ip in net for net in networks)
+
+
+def parse_credentials(value: object) -> tuple[tuple[str, str], ...]:
+    """A TOML table of user = "password" as (user, password) pairs; ValueError when malformed."""
+    if not isinstance(value, dict):
+        raise ValueError('expected a table of user = "password"')
+    pairs: list[tuple[str, str]] = []
+    for user, password in value.items():
+        if not user or not isinstance(password, str) or not password:
+            # never quote the value: it is a password
+            raise ValueError(f"user {user!r}: the password must be a non-empty string")
+        pairs.append((user, password))
+    return tuple(pairs)

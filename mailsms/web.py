@@ -1,39 +1,23 @@
-"""The HTTP listener: health endpoint now, the send API and webhooks later.
+"""The HTTP listener: the send API, the gateways' webhooks and the health endpoint.
 
-Every error answer is JSON: ``{"error": {"status": 404, "message": "..."}}``.
+* ``GET|POST /sms/``: send an SMS through the queue, IceWarp's HTTP API (``mailsms.web_send``);
+* ``GET|POST /inbound/<gateway-id>``: an incoming SMS from a gateway (``mailsms.web_hooks``);
+* ``GET|POST /dlr/<gateway-id>``: a delivery report from a gateway (``mailsms.web_hooks``);
+* ``GET /healthz``.
+
+Every error answer is JSON: ``{"error": "<what went wrong>", "status": "<enhanced code>"}``
+(``mailsms.web_base``).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable
-
 from aiohttp import web
 
-from mailsms import __version__
-
-log = logging.getLogger("mailsms.web")
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error_body(status: int, message: str) -> dict[str, object]:
-    return {"error": {"status": status, "message": message}}
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every HTTP error, and anything unexpected, into a JSON body."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        headers = {k: v for k, v in exc.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return web.json_response(error_body(exc.status, exc.reason), status=exc.status, headers=headers)
-    except Exception:
-        log.exception("internal error answering %s %s", request.method, request.path)
-        return web.json_response(error_body(500, "internal error"), status=500)
+from mailsms import __version__, web_hooks, web_send
+from mailsms.config import Config
+from mailsms.ratelimit import RateLimiter
+from mailsms.server import Handler
+from mailsms.web_base import SERVICES, ReportApplier, WebServices, json_errors
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -41,7 +25,20 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
-def make_app() -> web.Application:
+def make_app(services: WebServices) -> web.Application:
+    """The application for the daemon's HTTP listener."""
     app = web.Application(middlewares=[json_errors], client_max_size=1024**2)
+    app[SERVICES] = services
     app.router.add_get("/healthz", healthz)
+    for path in ("/sms/", "/sms"):
+        app.router.add_get(path, web_send.send, allow_head=False)
+        app.router.add_post(path, web_send.send)
+    for path, handler in (("/inbound/{gateway}", web_hooks.inbound), ("/dlr/{gateway}", web_hooks.dlr)):
+        app.router.add_get(path, handler, allow_head=False)
+        app.router.add_post(path, handler)
     return app
+
+
+def web_services(config: Config, handler: Handler, report: ReportApplier) -> WebServices:
+    """The services for ``make_app``, with the rate limiter the configuration asks for."""
+    return WebServices(config, handler, report, RateLimiter(config.web.rate_limit, config.web.rate_burst))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +84,8 @@ class TransportContext:
     state_dir: Path
     report_sink: ReportSink = _drop_report
     public_url: str = ""  # mailsms's own base URL as gateways reach it (web.public_url), no trailing /
+    # The gateway's webhook_secret: add secret=<it> to the /dlr/ and /inbound/ URLs handed to the gateway.
+    webhook_secret: str = field(default="", repr=False)
 
 
 class Transport(Protocol):
@@ -104,8 +106,9 @@ class Transport(Protocol):
         """Send the parts in order; stop at the first non-SUBMITTED result and return what was tried."""
         ...
 
-    async def already_submitted(self, sms: OutgoingSms) -> set[int]:
-        """After a crash: the ``seq`` of parts known to have reached the gateway (empty if unknown)."""
+    async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
+        """After a crash: the parts known to have reached the gateway, ``seq`` -> the gateway's
+        message id for them (as ``PartResult.message_id`` had it); empty when unknown."""
         ...
 
     async def close(self) -> None:

@@ -100,6 +100,11 @@ class FakeTransport:
     def detects_duplicates(self) -> bool:
         return True
 
+    @property
+    def delivery_reports(self) -> bool:
+        """True when ``report`` makes this fake send delivery reports (the scheduler's ``gives_reports``)."""
+        return self.options.report != "none"
+
     async def start(self) -> None:
         try:
             self._path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -182,10 +187,14 @@ class FakeTransport:
             except Exception:
                 log.exception("fake gateway %s: the report sink failed for %s", self.gateway_id, mid)
 
-    async def already_submitted(self, sms: OutgoingSms) -> set[int]:
-        """The parts of this message for this number found in ``sent.jsonl``."""
+    async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
+        """The parts of this message for this number this gateway wrote to ``sent.jsonl``."""
         records = await asyncio.to_thread(read_sent, self._context.state_dir)
-        return {r["seq"] for r in records if r.get("queue_id") == sms.queue_id and r.get("to") == sms.to}
+        return {
+            r["seq"]: r["message_id"]
+            for r in records
+            if r.get("queue_id") == sms.queue_id and r.get("to") == sms.to and r.get("gateway") == self.gateway_id
+        }
 
     async def close(self) -> None:
         """Release hanging submits and drop delivery reports not yet sent."""

@@ -7,18 +7,26 @@ final name, which fails instead of replacing a file that is already there.
 A file is never rewritten: finding ``<queue-id>.json`` for the same number
 means an earlier attempt got through (typically before a crash), so the parts
 it holds count as submitted.
+
+Submits that arrive while a write is on the disk are written together: all
+their temporary files, one sync for their data (``syncfs`` where Linux has
+it, else one fsync per file), their final names, one fsync of the
+directory.  Each message still gets its own file and its own result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import errno
 import json
 import logging
 import os
 import re
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +90,37 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _find_syncfs() -> Callable[[int], int] | None:
+    """Linux's ``syncfs(2)``, or None where the C library has no such call."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        function = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNCFS = _find_syncfs()
+
+
+def sync_files(fds: Sequence[int]) -> None:
+    """Make the content of every open file in ``fds`` durable; raises OSError.
+
+    One file: its own fsync.  Several: one ``syncfs`` of their file system
+    (a single journal commit and cache flush instead of one per file),
+    falling back to an fsync per file where ``syncfs`` is missing.
+    """
+    if len(fds) > 1 and _SYNCFS is not None:
+        if _SYNCFS(fds[0]) == 0:
+            return
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+    for fd in fds:
+        os.fsync(fd)
+
+
 def _unlink_quietly(path: Path) -> None:
     try:
         path.unlink()
@@ -107,12 +146,31 @@ def _seqs(document: dict[str, Any]) -> set[int]:
     return {p["seq"] for p in document["parts"] if isinstance(p, dict) and isinstance(p.get("seq"), int)}
 
 
+@dataclass
+class _Write:
+    """One message of a batch on its way to the disk."""
+
+    sms: OutgoingSms
+    path: Path
+    temp: Path | None = None
+    fd: int | None = None
+    results: list[PartResult] | None = None  # decided early (an error, or a file already there)
+    existing: dict[str, Any] | None = field(default=None, repr=False)
+    needs_judging: bool = False
+
+
 class OutboxTransport:
     """Writes ``<queue-id>.json`` files into one directory."""
+
+    # Submits the scheduler may have in flight at once (instead of queue.concurrency):
+    # they are written as one batch, so more at once costs less per message.
+    concurrency = 64
 
     def __init__(self, directory: Path, gateway_id: str) -> None:
         self.gateway_id = gateway_id
         self.directory = directory
+        self._pending: list[tuple[OutgoingSms, asyncio.Future[list[PartResult]]]] = []
+        self._draining: asyncio.Task[None] | None = None
 
     @property
     def detects_duplicates(self) -> bool:
@@ -147,30 +205,119 @@ class OutboxTransport:
         if not _SAFE_QUEUE_ID.match(sms.queue_id):
             # A bug upstream, not a passing condition: retrying cannot help.
             return [PartResult(sms.parts[0].seq, Outcome.PERMANENT, f"outbox: unusable queue id {sms.queue_id!r}")]
-        return await asyncio.to_thread(self._submit, sms)
+        future: asyncio.Future[list[PartResult]] = asyncio.get_running_loop().create_future()
+        self._pending.append((sms, future))
+        if self._draining is None:
+            self._draining = asyncio.create_task(self._drain(), name=f"outbox-{self.gateway_id}")
+        return await asyncio.shield(future)
 
-    def _submit(self, sms: OutgoingSms) -> list[PartResult]:
-        path = self.directory / f"{sms.queue_id}.json"
-        first = sms.parts[0].seq
+    async def _drain(self) -> None:
+        """Write batches until nothing is pending: whatever queued up meanwhile is the next batch."""
         try:
-            existing = _read_document(path)
-        except (OSError, ValueError) as exc:
-            return [PartResult(first, Outcome.TEMPORARY, f"outbox: cannot read existing {path}: {exc}")]
-        if existing is None:
-            try:
-                created = self._write(path, encode_sms(sms, self.gateway_id))
-            except OSError as exc:
-                dsn = "4.3.1" if exc.errno in _DISK_FULL else ""
-                return [PartResult(first, Outcome.TEMPORARY, f"outbox: cannot write {path}: {exc.strerror}", dsn=dsn)]
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    outcomes = await asyncio.to_thread(self.write_batch, [sms for sms, _ in batch])
+                except Exception as exc:  # a bug: let each submit raise it (the scheduler holds the message)
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), results in zip(batch, outcomes, strict=True):
+                    if not future.done():
+                        future.set_result(results)
+        finally:
+            self._draining = None
+
+    def write_batch(self, messages: Sequence[OutgoingSms]) -> list[list[PartResult]]:
+        """Write a file for each message, sharing the syncs; one result list per message."""
+        writes = [_Write(sms, self.directory / f"{sms.queue_id}.json") for sms in messages]
+        try:
+            for write in writes:
+                self._open_temp(write)
+            self._sync([w for w in writes if w.fd is not None])
+            created = self._publish_all(writes)
             if created:
-                return [
-                    PartResult(p.seq, Outcome.SUBMITTED, message_id=message_id(sms.queue_id, p.seq)) for p in sms.parts
-                ]
-            try:  # another writer got there first: judge its file
-                existing = _read_document(path)
-            except (OSError, ValueError) as exc:
-                return [PartResult(first, Outcome.TEMPORARY, f"outbox: cannot read existing {path}: {exc}")]
-        return self._judge_existing(sms, path, existing)
+                self._sync_dir(created)
+        finally:
+            for write in writes:
+                if write.fd is not None:
+                    os.close(write.fd)
+                if write.temp is not None:
+                    _unlink_quietly(write.temp)
+        return [self._results(write) for write in writes]
+
+    def _open_temp(self, write: _Write) -> None:
+        """Read what is already there, or put the content under a temporary name (not yet synced)."""
+        sms, path = write.sms, write.path
+        try:
+            write.existing = _read_document(path)
+        except (OSError, ValueError) as exc:
+            write.results = [_temporary(sms, f"outbox: cannot read existing {path}: {exc}")]
+            return
+        if write.existing is not None:
+            write.needs_judging = True
+            return
+        write.temp = self.directory / f"{TEMP_PREFIX}{path.stem}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
+        try:
+            write.fd = os.open(write.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            view = memoryview(encode_sms(sms, self.gateway_id))
+            while view:
+                view = view[os.write(write.fd, view) :]
+        except OSError as exc:
+            self._failed(write, exc)
+
+    def _sync(self, writes: list[_Write]) -> None:
+        try:
+            sync_files([w.fd for w in writes if w.fd is not None])
+        except OSError as exc:
+            for write in writes:
+                self._failed(write, exc)
+
+    def _publish_all(self, writes: list[_Write]) -> list[_Write]:
+        """Give each synced temporary file its final name; returns those that got it."""
+        created: list[_Write] = []
+        for write in writes:
+            if write.fd is None or write.temp is None or write.results is not None:
+                continue
+            try:
+                if _publish(write.temp, write.path):
+                    created.append(write)
+                else:  # another writer got there first: judge its file
+                    self._reread(write)
+            except OSError as exc:
+                self._failed(write, exc)
+        return created
+
+    def _sync_dir(self, created: list[_Write]) -> None:
+        try:
+            _fsync_dir(self.directory)
+        except OSError as exc:
+            # The names may not survive a crash: retry later; a file that did survive counts then.
+            for write in created:
+                self._failed(write, exc)
+
+    def _reread(self, write: _Write) -> None:
+        try:
+            write.existing = _read_document(write.path)
+        except (OSError, ValueError) as exc:
+            write.results = [_temporary(write.sms, f"outbox: cannot read existing {write.path}: {exc}")]
+            return
+        write.needs_judging = True
+
+    def _failed(self, write: _Write, exc: OSError) -> None:
+        dsn = "4.3.1" if exc.errno in _DISK_FULL else ""
+        write.results = [_temporary(write.sms, f"outbox: cannot write {write.path}: {exc.strerror}", dsn)]
+
+    def _results(self, write: _Write) -> list[PartResult]:
+        if write.results is not None:
+            return write.results
+        if write.needs_judging:
+            return self._judge_existing(write.sms, write.path, write.existing)
+        return [
+            PartResult(p.seq, Outcome.SUBMITTED, message_id=message_id(write.sms.queue_id, p.seq))
+            for p in write.sms.parts
+        ]
 
     def _judge_existing(self, sms: OutgoingSms, path: Path, existing: dict[str, Any] | None) -> list[PartResult]:
         """Parts found in a file already there count as submitted; the file stays as it is."""
@@ -191,40 +338,28 @@ class OutboxTransport:
             results.append(PartResult(part.seq, Outcome.SUBMITTED, message_id=message_id(sms.queue_id, part.seq)))
         return results
 
-    def _write(self, path: Path, content: bytes) -> bool:
-        """Write ``content`` to ``path`` atomically; False if ``path`` already existed."""
-        temp = self.directory / f"{TEMP_PREFIX}{path.stem}-{secrets.token_hex(4)}{TEMP_SUFFIX}"
-        try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            created = _publish(temp, path)
-            _fsync_dir(self.directory)
-        finally:
-            _unlink_quietly(temp)
-        return created
-
-    async def already_submitted(self, sms: OutgoingSms) -> set[int]:
+    async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
         """The parts held by ``<queue-id>.json`` for this number, if the file is still there."""
         if not _SAFE_QUEUE_ID.match(sms.queue_id):
-            return set()
+            return {}
         path = self.directory / f"{sms.queue_id}.json"
         try:
             existing = await asyncio.to_thread(_read_document, path)
         except (OSError, ValueError) as exc:
             log.warning("%s: cannot read outbox file %s: %s", sms.queue_id, path, exc)
-            return set()
+            return {}
         if existing is None or existing.get("to") != sms.to:
-            return set()
-        return _seqs(existing)
+            return {}
+        return {seq: message_id(sms.queue_id, seq) for seq in sorted(_seqs(existing))}
 
     async def close(self) -> None:
-        """Nothing to release: every write finishes inside its own ``submit``."""
+        """Let a batch on its way to the disk finish."""
+        if self._draining is not None:
+            await asyncio.gather(self._draining, return_exceptions=True)
+
+
+def _temporary(sms: OutgoingSms, reason: str, dsn: str = "") -> PartResult:
+    return PartResult(sms.parts[0].seq, Outcome.TEMPORARY, reason, dsn=dsn)
 
 
 def _publish(temp: Path, path: Path) -> bool:

@@ -21,6 +21,8 @@ GATEWAY_TYPES: tuple[str, ...] = ("outbox", "http", "kannel", "modem", "smstools
 _MODULES: dict[str, str] = {
     "outbox": "transports.outbox",
     "fake": "transports.fake",
+    "http": "transports.http",
+    "kannel": "transports.kannel",
 }
 
 

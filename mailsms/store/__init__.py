@@ -52,6 +52,9 @@ class NewMessage:
     dsn: str = "{}"  # JSON: ENVID, RET, NOTIFY, ORCPT for the NDR issue
     headers: str = "[]"  # JSON: original headers for NDRs
     truncated: bool = False
+    mail_id: str = ""  # the first queue id of a mail with several recipients ("" for one): one report for all
+    notify: int = 0  # the events the sender wants reports about (mailsms.notify bits)
+    warn_at: float | None = None  # when a delay warning is due; None: never
 
 
 @dataclass(frozen=True)

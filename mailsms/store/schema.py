@@ -1,4 +1,11 @@
-"""Queue schema and its migrations (sqlite-utils builds the tables)."""
+"""Queue schema and its migrations (sqlite-utils builds the tables).
+
+``PRAGMA user_version`` holds the schema version.  Each version adds what it
+needs in one transaction, so a database is at version N completely or not
+at all: 1 is the queue (``message``, ``part``), 2 adds the inbound store,
+3 adds delivery status notifications (``mailsms.store.reports``) and the
+mail-out queue (``mailsms.store.mailout``).
+"""
 
 from __future__ import annotations
 
@@ -6,43 +13,79 @@ import sqlite3
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+from mailsms.store.inbound import create_inbound_schema
+from mailsms.store.mailout import create_mailout_schema
+from mailsms.store.reports import create_report_schema
+
+SCHEMA_VERSION = 3
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create or migrate the schema; safe to call at every start."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version >= SCHEMA_VERSION:
+    """Create or migrate the schema; safe to call at every start, and from two processes at once."""
+    if _version(conn) >= SCHEMA_VERSION:
+        ensure_indexes(conn)
         return
     db = sqlite_utils.Database(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        db.table("message").create(
-            {
-                "id": str, "created": float, "sender": str, "recipient": str, "number": str, "gateway": str,
-                "encoding": str, "text": str, "params": str, "dsn": str, "headers": str, "truncated": int,
-                "state": str, "attempts": int, "next_attempt": float, "reason": str, "dsn_code": str,
-                "possible_duplicate": int, "updated": float,
-            },
-            pk="id",
-            not_null={"created", "sender", "recipient", "number", "gateway", "state", "next_attempt"},
-            if_not_exists=True,
-        )  # fmt: skip
-        db.table("part").create(
-            {
-                "message_id": str, "seq": int, "text": str, "udh": bytes, "data": bytes, "state": str,
-                "gateway_msgid": str, "updated": float,
-            },
-            pk=("message_id", "seq"),
-            foreign_keys=[("message_id", "message", "id")],
-            not_null={"message_id", "seq", "state"},
-            if_not_exists=True,
-        )  # fmt: skip
-        conn.execute("CREATE INDEX IF NOT EXISTS message_due ON message(state, next_attempt)")
-        conn.execute("CREATE INDEX IF NOT EXISTS part_sending ON part(state) WHERE state = 'sending'")
-        conn.execute("CREATE INDEX IF NOT EXISTS part_gateway_msgid ON part(gateway_msgid) WHERE gateway_msgid != ''")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        version = _version(conn)  # again: another process may have migrated while we waited
+        if version < 1:
+            _create_queue(db, conn)
+        if version < 2:
+            create_inbound_schema(db, conn)
+        if version < 3:
+            create_report_schema(db, conn)
+            create_mailout_schema(db, conn)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _create_queue(db: sqlite_utils.Database, conn: sqlite3.Connection) -> None:
+    """Version 1: messages and their parts."""
+    db.table("message").create(
+        {
+            "id": str, "created": float, "sender": str, "recipient": str, "number": str, "gateway": str,
+            "encoding": str, "text": str, "params": str, "dsn": str, "headers": str, "truncated": int,
+            "state": str, "attempts": int, "next_attempt": float, "reason": str, "dsn_code": str,
+            "possible_duplicate": int, "updated": float,
+        },
+        pk="id",
+        not_null={"created", "sender", "recipient", "number", "gateway", "state", "next_attempt"},
+        if_not_exists=True,
+    )  # fmt: skip
+    db.table("part").create(
+        {
+            "message_id": str, "seq": int, "text": str, "udh": bytes, "data": bytes, "state": str,
+            "gateway_msgid": str, "updated": float,
+        },
+        pk=("message_id", "seq"),
+        foreign_keys=[("message_id", "message", "id")],
+        not_null={"message_id", "seq", "state"},
+        if_not_exists=True,
+    )  # fmt: skip
+    ensure_indexes(conn)
+    conn.execute("CREATE INDEX IF NOT EXISTS part_sending ON part(state) WHERE state = 'sending'")
+    conn.execute("CREATE INDEX IF NOT EXISTS part_gateway_msgid ON part(gateway_msgid) WHERE gateway_msgid != ''")
+
+
+def ensure_indexes(conn: sqlite3.Connection) -> None:
+    """The queue's scheduling indexes; each is created if missing (cheap at every start)."""
+    # Due messages in next_attempt order, read by the scheduler after every
+    # commit: partial indexes keep that O(limit) however long the backlog,
+    # overall and per gateway (each gateway claims up to its own room).
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS message_due_at ON message(next_attempt) WHERE state IN ('queued','deferred')"
+    )
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS message_due_gateway ON message(gateway, next_attempt)"
+        " WHERE state IN ('queued','deferred')"
+    )
+    conn.execute("DROP INDEX IF EXISTS message_due")

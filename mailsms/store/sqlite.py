@@ -19,9 +19,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
+from mailsms.notify import DELIVERED as EVENT_DELIVERED
+from mailsms.notify import FAILED as EVENT_FAILED
+from mailsms.notify import RELAYED as EVENT_RELAYED
 from mailsms.store import (
     ACTIVE_STATES,
     DELIVERED,
+    EXPIRED,
+    FAILED,
     FINAL_STATES,
     HOLD,
     PART_DELIVERED,
@@ -34,6 +39,7 @@ from mailsms.store import (
     StoredPart,
     Summary,
 )
+from mailsms.store.reports import KeptOriginal, due_bits, insert_original
 from mailsms.store.schema import SCHEMA_VERSION, create_schema
 from mailsms.store.writer import BatchWriter
 
@@ -111,42 +117,72 @@ class SqliteStore:
 
     # -- ingest ---------------------------------------------------------------
 
-    async def enqueue(self, messages: Sequence[NewMessage]) -> None:
-        """Commit ``messages`` (one mail's recipients) durably; raises QueueFull/InternalError."""
-        await self.write(functools.partial(_insert, messages=messages))
+    async def enqueue(self, messages: Sequence[NewMessage], original: KeptOriginal | None = None) -> None:
+        """Commit ``messages`` (one mail's recipients) durably, with the whole mail for
+        RET=FULL reports when given; raises QueueFull/InternalError."""
+        await self.write(functools.partial(_insert, messages=messages, original=original))
 
     # -- scheduler: reads -----------------------------------------------------
 
-    def due(self, now: float, limit: int) -> list[str]:
+    def due(self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()) -> list[str]:
+        """Ids of messages due by ``now``, oldest attempt first: for one ``gateway``, or
+        (``gateway`` None) for any gateway except those in ``other_than``."""
+        if gateway is not None:
+            where, args = "gateway = ?", [gateway]
+        else:
+            where, args = f"gateway NOT IN ({','.join('?' for _ in other_than)})", list(other_than)
         rows = self.conn.execute(
-            "SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ?"
+            f"SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ? AND {where}"
             " ORDER BY next_attempt LIMIT ?",
-            (now, limit),
+            (now, *args, limit),
         ).fetchall()
         return [r[0] for r in rows]
 
-    def next_due_time(self) -> float | None:
-        row = self.conn.execute("SELECT MIN(next_attempt) FROM message WHERE state IN ('queued','deferred')").fetchone()
+    def next_due_time(self, after: float = float("-inf")) -> float | None:
+        """The earliest next attempt of a message waiting to be sent, among those later than ``after``."""
+        row = self.conn.execute(
+            "SELECT MIN(next_attempt) FROM message WHERE state IN ('queued','deferred') AND next_attempt > ?",
+            (after,),
+        ).fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
     def load(self, message_id: str) -> StoredMessage | None:
-        row = self.conn.execute(
+        return self.load_many([message_id]).get(message_id)
+
+    def load_many(self, message_ids: Sequence[str]) -> dict[str, StoredMessage]:
+        """The messages with these ids, with their parts (two queries however many)."""
+        if not message_ids:
+            return {}
+        marks = ",".join("?" for _ in message_ids)
+        rows = self.conn.execute(
             "SELECT id, created, sender, recipient, number, gateway, encoding, text, params, dsn, headers, state,"
-            " attempts, next_attempt, reason, dsn_code, possible_duplicate FROM message WHERE id = ?",
-            (message_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        parts = tuple(
-            StoredPart(seq, text, bytes(udh), bytes(data) if data is not None else None, state, msgid)
-            for seq, text, udh, data, state, msgid in self.conn.execute(
-                "SELECT seq, text, udh, data, state, gateway_msgid FROM part WHERE message_id = ? ORDER BY seq",
-                (message_id,),
+            f" attempts, next_attempt, reason, dsn_code, possible_duplicate FROM message WHERE id IN ({marks})",
+            tuple(message_ids),
+        ).fetchall()
+        parts: dict[str, list[StoredPart]] = {row[0]: [] for row in rows}
+        for message_id, seq, text, udh, data, state, msgid in self.conn.execute(
+            "SELECT message_id, seq, text, udh, data, state, gateway_msgid FROM part"
+            f" WHERE message_id IN ({marks}) ORDER BY message_id, seq",
+            tuple(message_ids),
+        ):
+            parts[message_id].append(
+                StoredPart(seq, text, bytes(udh), bytes(data) if data is not None else None, state, msgid)
             )
-        )
-        fields: dict[str, object] = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
-        fields["possible_duplicate"] = bool(fields["possible_duplicate"])
-        return StoredMessage(**fields, parts=parts)  # type: ignore[arg-type]
+        loaded: dict[str, StoredMessage] = {}
+        for row in rows:
+            fields: dict[str, object] = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
+            fields["possible_duplicate"] = bool(fields["possible_duplicate"])
+            loaded[row[0]] = StoredMessage(**fields, parts=tuple(parts[row[0]]))  # type: ignore[arg-type]
+        return loaded
+
+    def sending_on(self, gateway: str) -> bool:
+        """True while a part of ``gateway`` is in ``sending``: its gateway id may not be committed yet."""
+        row = self.conn.execute(
+            "SELECT 1 FROM part p JOIN message m ON m.id = p.message_id WHERE p.state = 'sending' AND m.gateway = ?"
+            " LIMIT 1",
+            (gateway,),
+        ).fetchone()
+        return row is not None
 
     def messages_with_sending_parts(self) -> list[str]:
         rows = self.conn.execute("SELECT DISTINCT message_id FROM part WHERE state = 'sending'").fetchall()
@@ -167,9 +203,17 @@ class SqliteStore:
             )
         )
 
-    async def record_submitted(self, message_id: str, submitted: Sequence[tuple[int, str]], now: float) -> None:
-        """Parts the gateway took, with its message ids; the message is ``submitted`` once all are."""
-        await self.write(functools.partial(_record_submitted, message_id=message_id, submitted=submitted, now=now))
+    async def record_submitted(
+        self, message_id: str, submitted: Sequence[tuple[int, str]], now: float, *, relayed: bool = False
+    ) -> None:
+        """Parts the gateway took, with its message ids; the message is ``submitted`` once all are.
+
+        ``relayed``: the gateway gives no delivery reports, so being submitted is the
+        last word on the message (a ``relayed`` report, for senders who asked).
+        """
+        await self.write(
+            functools.partial(_record_submitted, message_id=message_id, submitted=submitted, now=now, relayed=relayed)
+        )
 
     async def defer(self, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float) -> None:
         await self.write(
@@ -240,17 +284,21 @@ class SqliteStore:
 # -- operations run by the writer inside its transaction ---------------------------
 
 
-def _insert(conn: sqlite3.Connection, *, messages: Sequence[NewMessage]) -> None:
+def _insert(
+    conn: sqlite3.Connection, *, messages: Sequence[NewMessage], original: KeptOriginal | None = None
+) -> None:
     conn.executemany(
         "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn,"
-        " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?)",
+        " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated,"
+        " mail_id, notify, warn_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?,?,?,?)",
         [
             (m.id, m.created, m.sender, m.recipient, m.number, m.gateway, m.encoding, m.text, m.params, m.dsn,
-             m.headers, int(m.truncated), m.created, m.created)
+             m.headers, int(m.truncated), m.created, m.created, m.mail_id, m.notify, m.warn_at)
             for m in messages
         ],
     )  # fmt: skip
+    if original is not None and messages:
+        insert_original(conn, original, messages[0].created)
     conn.executemany(
         "INSERT INTO part (message_id, seq, text, udh, data, state, gateway_msgid, updated)"
         " VALUES (?,?,?,?,?,'queued','',?)",
@@ -278,13 +326,18 @@ def _requeue_parts(
 
 
 def _record_submitted(
-    conn: sqlite3.Connection, *, message_id: str, submitted: Sequence[tuple[int, str]], now: float
+    conn: sqlite3.Connection,
+    *,
+    message_id: str,
+    submitted: Sequence[tuple[int, str]],
+    now: float,
+    relayed: bool = False,
 ) -> None:
     conn.executemany(
         "UPDATE part SET state = 'submitted', gateway_msgid = ?, updated = ? WHERE message_id = ? AND seq = ?",
         [(msgid, now, message_id, seq) for seq, msgid in submitted],
     )
-    _settle(conn, message_id, now)
+    _settle(conn, message_id, now, relayed=relayed)
 
 
 def _defer(
@@ -307,8 +360,9 @@ def _finish(conn: sqlite3.Connection, *, message_id: str, state: str, reason: st
         "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND state IN ('queued','sending')",
         (part_state, now, message_id),
     )
+    event = EVENT_FAILED if state in (FAILED, EXPIRED) else 0
     conn.execute(
-        "UPDATE message SET state = ?, reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
+        f"UPDATE message SET state = ?, reason = ?, dsn_code = ?, updated = ?, {due_bits(event)} WHERE id = ?",
         (state, reason, dsn_code, now, message_id),
     )
 
@@ -337,15 +391,18 @@ def _record_report(
     )
     if not delivered:
         conn.execute(
-            "UPDATE message SET state = 'failed', reason = ?, dsn_code = ?, updated = ? WHERE id = ?",
+            "UPDATE message SET state = 'failed', reason = ?, dsn_code = ?, updated = ?,"
+            f" {due_bits(EVENT_FAILED)} WHERE id = ?",
             (reason, dsn_code, now, message_id),
         )
     _settle(conn, message_id, now)
     return message_id
 
 
-def _settle(conn: sqlite3.Connection, message_id: str, now: float) -> None:
-    """Derive the message state from its parts once none is left to send."""
+def _settle(conn: sqlite3.Connection, message_id: str, now: float, *, relayed: bool = False) -> None:
+    """Derive the message state from its parts once none is left to send; a report
+    becomes due when the phone has every part, or when a gateway without delivery
+    reports has them all (``relayed``)."""
     counts = dict(
         conn.execute("SELECT state, COUNT(*) FROM part WHERE message_id = ? GROUP BY state", (message_id,)).fetchall()
     )
@@ -353,13 +410,14 @@ def _settle(conn: sqlite3.Connection, message_id: str, now: float) -> None:
     if counts.get(PART_FAILED):
         return
     if counts.get(PART_DELIVERED, 0) == total:
-        new_state = DELIVERED
+        new_state, event = DELIVERED, EVENT_DELIVERED
     elif counts.get(PART_SUBMITTED, 0) + counts.get(PART_DELIVERED, 0) == total:
-        new_state = SUBMITTED
+        new_state, event = SUBMITTED, EVENT_RELAYED if relayed else 0
     else:
         return
     conn.execute(
-        "UPDATE message SET state = ?, reason = '', updated = ? WHERE id = ? AND state NOT IN ('failed','expired')",
+        f"UPDATE message SET state = ?, reason = '', updated = ?, {due_bits(event)}"
+        " WHERE id = ? AND state NOT IN ('failed','expired')",
         (new_state, now, message_id),
     )
 

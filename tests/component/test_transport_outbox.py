@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import os
@@ -140,15 +141,15 @@ async def test_already_submitted_lists_the_seqs_in_the_file(tmp_path: Path) -> N
     await (await started(tmp_path)).submit(sms())
     restarted = await started(tmp_path)  # a new process after a crash
     assert restarted.detects_duplicates is True
-    assert await restarted.already_submitted(sms()) == {1, 2}
-    assert await restarted.already_submitted(sms(to="+15559999999")) == set()
-    assert await restarted.already_submitted(sms(queue_id="Other1")) == set()
+    assert await restarted.already_submitted(sms()) == {1: "4XyZ12.1", 2: "4XyZ12.2"}
+    assert await restarted.already_submitted(sms(to="+15559999999")) == {}
+    assert await restarted.already_submitted(sms(queue_id="Other1")) == {}
 
 
 async def test_already_submitted_is_empty_for_a_file_that_is_not_ours(tmp_path: Path) -> None:
     transport = await started(tmp_path)
     (tmp_path / "4XyZ12.json").write_text("not json")
-    assert await transport.already_submitted(sms()) == set()
+    assert await transport.already_submitted(sms()) == {}
     results = await transport.submit(sms())
     assert results[0].outcome is Outcome.TEMPORARY
     assert (tmp_path / "4XyZ12.json").read_text() == "not json"
@@ -232,7 +233,7 @@ async def test_queue_id_that_is_not_a_plain_file_name_is_refused(tmp_path: Path)
     for bad in ("../escape", ".hidden", "a/b", ""):
         results = await transport.submit(sms(queue_id=bad))
         assert [(r.seq, r.outcome) for r in results] == [(1, Outcome.PERMANENT)]
-        assert await transport.already_submitted(sms(queue_id=bad)) == set()
+        assert await transport.already_submitted(sms(queue_id=bad)) == {}
     assert listing(tmp_path) == ["out"]
     assert listing(tmp_path / "out") == []
 
@@ -242,3 +243,44 @@ async def test_nothing_to_send_writes_nothing(tmp_path: Path) -> None:
     assert await transport.submit(sms(parts=())) == []
     assert listing(tmp_path) == []
     await transport.close()
+
+
+async def test_concurrent_submits_share_one_sync_and_each_gets_its_own_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    transport = await started(tmp_path)
+    syncs: list[int] = []
+    real_sync_files = outbox.sync_files
+
+    def counting(fds: list[int]) -> None:
+        syncs.append(len(fds))
+        real_sync_files(fds)
+
+    monkeypatch.setattr(outbox, "sync_files", counting)
+    ids = [f"Q{n:03d}" for n in range(12)]
+    results = await asyncio.gather(*(transport.submit(sms(queue_id=i)) for i in ids))
+    assert [r[0].outcome for r in results] == [Outcome.SUBMITTED] * len(ids)
+    assert [r[1].message_id for r in results] == [f"{i}.2" for i in ids]
+    assert listing(tmp_path) == [f"{i}.json" for i in ids]  # no temporary file left
+    assert sum(syncs) == len(ids)  # every file's content was synced ...
+    assert len(syncs) < len(ids)  # ... in fewer syncs than files
+
+
+async def test_a_failure_in_a_batch_fails_only_its_own_message(tmp_path: Path) -> None:
+    transport = await started(tmp_path)
+    (tmp_path / "Q2.json").write_text(json.dumps({"to": "+15550000000", "parts": []}))  # another number's file
+    results = await asyncio.gather(*(transport.submit(sms(queue_id=f"Q{n}")) for n in range(1, 4)))
+    assert [r[0].outcome for r in results] == [Outcome.SUBMITTED, Outcome.TEMPORARY, Outcome.SUBMITTED]
+    assert "another number" in results[1][0].reason
+
+
+def test_sync_files_syncs_a_batch(tmp_path: Path) -> None:
+    fds = [os.open(tmp_path / f"f{n}", os.O_WRONLY | os.O_CREAT, 0o600) for n in range(3)]
+    try:
+        for fd in fds:
+            os.write(fd, b"data")
+        outbox.sync_files(fds)  # syncfs (or an fsync each) succeeds on a real file system
+        outbox.sync_files(fds[:1])
+    finally:
+        for fd in fds:
+            os.close(fd)

@@ -35,11 +35,17 @@ def postfix_instance() -> Iterator[PostfixFactory]:
 
 @dataclass
 class MailsmsProcess:
-    """``mailsms serve`` with LMTP on 127.0.0.1:``lmtp_port`` and no HTTP listener."""
+    """``mailsms serve`` with LMTP on 127.0.0.1:``lmtp_port`` and HTTP on ``http_port`` (0: none)."""
 
     lmtp_port: int
     proc: subprocess.Popen[str]
     state: Path
+    http_port: int = 0
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP listener's base URL, without a trailing slash."""
+        return f"http://127.0.0.1:{self.http_port}"
 
     def stop(self) -> str:
         """Stop it (SIGTERM) and return everything it logged to stderr."""
@@ -54,22 +60,25 @@ MailsmsStarter = Callable[..., MailsmsProcess]
 
 @pytest.fixture
 def start_mailsms(tmp_path: Path) -> Iterator[MailsmsStarter]:
-    """``start_mailsms(lmtp_port=None, config="")``: ``mailsms serve`` with LMTP only, started and waited for.
+    """``start_mailsms(lmtp_port=None, config="", http_port=0)``: ``mailsms serve``, started and waited for.
 
-    ``config`` is TOML for ``--config``; state goes to a fresh directory under tmp_path.  Stopped at teardown.
+    LMTP only unless ``http_port`` is given (``start_mailsms(http_port=free_port())``).  ``config`` is TOML
+    for ``--config``; state goes to a fresh directory under tmp_path.  Stopped at teardown.
     """
     with ExitStack() as stack:
 
-        def start(lmtp_port: int | None = None, config: str = "") -> MailsmsProcess:
+        def start(lmtp_port: int | None = None, config: str = "", http_port: int = 0) -> MailsmsProcess:
             port = lmtp_port or free_port()
             state = Path(tempfile.mkdtemp(prefix="state-", dir=tmp_path))
-            args = ["--lmtp-listen", f"127.0.0.1:{port}", "--http-listen", "", "--state-dir", str(state)]
+            http = f"127.0.0.1:{http_port}" if http_port else ""
+            args = ["--lmtp-listen", f"127.0.0.1:{port}", "--http-listen", http, "--state-dir", str(state)]
             if config:
                 config_file = state.with_suffix(".toml")
                 config_file.write_text(config)
                 args += ["--config", str(config_file)]
-            proc = stack.enter_context(serve_process(args, cwd=tmp_path, wait_ports=[port]))
-            return MailsmsProcess(port, proc, state)
+            wait_ports = [port, http_port] if http_port else [port]
+            proc = stack.enter_context(serve_process(args, cwd=tmp_path, wait_ports=wait_ports))
+            return MailsmsProcess(port, proc, state, http_port)
 
         yield start
 

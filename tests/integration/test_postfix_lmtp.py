@@ -101,10 +101,10 @@ def test_mail_waits_in_postfix_while_mailsms_is_down_and_is_delivered_once_it_is
     postfix.wait_for_log(attempt(SMS_WITH_SECRET, lmtp_port, "deferred", r"4\.4\.1"))
     [entry] = postfix.wait_for_queue(
         lambda entries: (
-            [r.get("delay_reason", "") for e in entries for r in e["recipients"]]
-            == [f"connect to 127.0.0.1[127.0.0.1]:{lmtp_port}: Connection refused"]
+            [(e["queue_name"], r.get("delay_reason", "")) for e in entries for r in e["recipients"]]
+            == [("deferred", f"connect to 127.0.0.1[127.0.0.1]:{lmtp_port}: Connection refused")]
         ),
-        what="the recipient deferred with the connection refused",
+        what="the recipient in the deferred queue with the connection refused",
     )
     assert entry["queue_name"] == "deferred"
     assert [r["address"] for r in entry["recipients"]] == [SMS_WITH_SECRET]

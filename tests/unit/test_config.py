@@ -171,3 +171,47 @@ def test_fake_gateway_regex_is_checked() -> None:
 def test_bad_compose_template_is_named() -> None:
     (found,) = problems("[compose]\ntemplate = '{subject'\n")
     assert found.startswith("f.toml:2: compose.template:")
+
+
+def test_webhook_keys_are_taken_by_every_gateway_type_and_kept_beside_its_options() -> None:
+    loaded = config.parse(
+        "[[gateway]]\nid = 'o'\ntype = 'outbox'\nwebhook_allow = ['192.0.2.0/24', '::1']\nwebhook_secret = 'hush'\n"
+        "[[gateway]]\nid = 'f'\ntype = 'fake'\nwebhook_secret = 'quiet'\n"
+    )
+    outbox, fake = loaded.gateways
+    assert [str(n) for n in outbox.webhook_allow] == ["192.0.2.0/24", "::1/128"]
+    assert (outbox.webhook_secret, fake.webhook_secret, fake.webhook_allow) == ("hush", "quiet", ())
+    assert not hasattr(outbox.options, "webhook_secret")
+
+
+def test_bad_webhook_keys_are_named_with_their_line() -> None:
+    found = problems("[[gateway]]\nid = 'o'\ntype = 'outbox'\nwebhook_allow = ['10.0.0.0/33']\nwebhook_secret = 1\n")
+    assert found == [
+        "f.toml:4: gateway[0].webhook_allow: bad network '10.0.0.0/33': write an address or address/prefix",
+        "f.toml:5: gateway[0].webhook_secret: expected a string, got integer",
+    ]
+
+
+def test_web_defaults_trust_loopback_only_and_know_no_api_user() -> None:
+    web = config.Config().web
+    assert [str(n) for n in web.trusted_networks] == ["127.0.0.0/8", "::1/128"]
+    assert web.api_users == () and web.api_password("john") is None
+    assert web.rate_limit > 0 and web.rate_burst >= web.rate_limit
+
+
+def test_api_users_and_trusted_networks() -> None:
+    web = config.parse("[web]\napi_users = {john = 's3cret', ann = 'pw'}\ntrusted_networks = []\n").web
+    assert (web.api_password("john"), web.api_password("ann"), web.api_password("bob")) == ("s3cret", "pw", None)
+    assert web.trusted_networks == ()
+    assert problems("[web]\napi_users = {john = ''}\ntrusted_networks = ['nonsense']\n") == [
+        "f.toml:2: web.api_users: user 'john': the password must be a non-empty string",
+        "f.toml:3: web.trusted_networks: bad network 'nonsense': write an address or address/prefix",
+    ]
+
+
+def test_passwords_and_secrets_never_show_in_the_configuration_repr() -> None:
+    loaded = config.parse(
+        "[web]\napi_users = {john = 'pw-s3cret'}\n"
+        "[[gateway]]\nid = 'o'\ntype = 'outbox'\nwebhook_secret = 'hook-s3cret'\n"
+    )
+    assert "s3cret" not in repr(loaded)

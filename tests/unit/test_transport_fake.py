@@ -218,9 +218,9 @@ async def test_already_submitted_reads_what_an_earlier_run_sent(gateways: Gatewa
     await first.submit(sms(to="+15550000000", queue_id="Q2"))
     restarted = await gateways.make()
     assert restarted.detects_duplicates is True
-    assert await restarted.already_submitted(sms()) == {1, 2}
-    assert await restarted.already_submitted(sms(to="+15559999999")) == set()
-    assert await restarted.already_submitted(sms(queue_id="Q3")) == set()
+    assert await restarted.already_submitted(sms()) == {1: "fake-Q1-1", 2: "fake-Q1-2"}
+    assert await restarted.already_submitted(sms(to="+15559999999")) == {}
+    assert await restarted.already_submitted(sms(queue_id="Q3")) == {}
 
 
 def test_options_defaults() -> None:

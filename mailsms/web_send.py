@@ -1,0 +1,119 @@
+"""``GET|POST /sms/``: IceWarp's HTTP send API, into the same queue as mail.
+
+``/sms/?number=+15551234567&data=hello&user=john&pass=secret`` (query string
+or form body) takes the parameters of an ``sms:`` address (``maxmsgs``,
+``sender``, ``id``, ``binary``, ``udh``, ``pid``, ``dcs``, ``flash``,
+``reply``, ``value``, ``authenticated``) with the same rules, so a request is
+checked exactly as a recipient would be at RCPT.  Like IceWarp, the text is
+not limited to one part: ``maxmsgs`` defaults to its maximum, 128.
+
+Answers: ``200 {"queue_id": ..., "parts": N}`` once the message is
+committed; 400 for a bad request (the address rules' codes, 5.1.3 for a
+missing or malformed parameter); 401 for wrong or missing credentials (a
+client in ``web.trusted_networks`` needs none); 503 with Retry-After when the
+queue cannot take it (disk or database full).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from collections.abc import Callable
+
+from aiohttp import web
+
+from mailsms.address import number_address
+from mailsms.address_params import MAXMSGS_CAP, encode
+from mailsms.errors import AuthFailed, BadAddressSyntax, BadContent, BadRequest
+from mailsms.form import FormFields, decode_utf8
+from mailsms.ingest import Recipient
+from mailsms.log import event
+from mailsms.values import in_networks
+from mailsms.web_base import check_rate, read_fields, services
+
+log = logging.getLogger("mailsms.web")
+
+# Fields taken as they are by the sms: address parser (parameters of mailsms.address_params).
+ADDRESS_PARAMS = (
+    "user", "maxmsgs", "maxmsg", "binary", "udh", "pid", "dcs", "sender", "authenticated", "reply", "id", "value",
+    "flash",
+)  # fmt: skip
+KNOWN_FIELDS = frozenset({"number", "data", "pass", *ADDRESS_PARAMS})
+MAX_DATA = 100_000  # characters; 128 UCS-2 parts hold 8,576
+_DATA_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+async def send(request: web.Request) -> web.Response:
+    found = services(request)
+    check_rate(request)
+    try:
+        fields = await read_fields(request)
+    except BadRequest as exc:
+        raise BadAddressSyntax(exc.reason) from None
+    trusted = in_networks(request.remote, found.config.web.trusted_networks)
+    user = _authenticate(fields, found.config.web.api_password, trusted)
+    try:
+        number, text, query = _request(fields)
+    except BadRequest as exc:  # a parameter given twice, not UTF-8, ...: the address rules' code
+        raise BadAddressSyntax(exc.reason) from None
+    address = number_address(number, query, found.config.address, default_maxmsgs=MAXMSGS_CAP, trusted=trusted)
+    handler = found.handler
+    handler.check_gateway(address)
+    shown = address.redacted()
+    row = handler.new_message(Recipient(address=address, shown=shown), "", text, handler.clock())
+    await handler.commit([row])
+    log.info(event(row.id, sender="", to=shown, relay=row.gateway, parts=len(row.parts), size=len(text),
+                   client=request.remote, user=user or "-", status="queued"))  # fmt: skip
+    return web.json_response({"queue_id": row.id, "parts": len(row.parts)})
+
+
+def _authenticate(fields: FormFields, password_of: Callable[[str], str | None], trusted: bool) -> str:
+    """The API user, "" for a trusted client without credentials; AuthFailed (401) otherwise."""
+    try:
+        user = fields.text("user", max_length=256) or ""
+        given = fields.text("pass", max_length=1024) or ""
+    except BadRequest:
+        user, given = "", "\0"  # unreadable credentials are wrong credentials
+    if not user and not given:
+        if trusted:
+            return ""
+        raise AuthFailed("authentication required: give user and pass")
+    expected = password_of(user) if user else None
+    # compare even for an unknown user, so that the time taken does not tell which users exist
+    same = hmac.compare_digest((expected or "\0").encode(), given.encode())
+    if expected is None or not same:
+        raise AuthFailed(f"authentication failed for user {user[:64]!r}: wrong user or pass")
+    return user
+
+
+def _request(fields: FormFields) -> tuple[str, str, str]:
+    """(number, text, address parameters) of a send request."""
+    unknown = sorted(fields.names() - KNOWN_FIELDS)
+    if unknown:
+        raise BadAddressSyntax(f"unknown parameter {unknown[0][:40]!r}")
+    number = fields.text("number", max_length=64)
+    if not number:
+        raise BadAddressSyntax("missing parameter 'number'")
+    return number, _data(fields), _address_query(fields)
+
+
+def _data(fields: FormFields) -> str:
+    raw = fields.raw("data")
+    if raw is None:
+        raise BadAddressSyntax("missing parameter 'data'")
+    text = decode_utf8(raw, "data")
+    if _DATA_CONTROL.search(text):
+        raise BadContent("data holds control characters other than tab and line breaks")
+    if len(text) > MAX_DATA:
+        raise BadContent(f"data longer than {MAX_DATA} characters")
+    return text
+
+
+def _address_query(fields: FormFields) -> str:
+    """The address parameters as after ``sms:NUMBER?``: each value percent-encoded again."""
+    items: list[str] = []
+    for name in ADDRESS_PARAMS:
+        values = fields.all_text(name) if name == "value" else [fields.text(name, max_length=4096)]
+        items.extend(f"{name}={encode(v)}" for v in values if v is not None)
+    return "&".join(items)
