@@ -28,6 +28,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_inbound",
     "mailsms.cmd_inject",
     "mailsms.cmd_split",
+    "mailsms.cmd_modem",
+    "mailsms.cmd_replylog",
+    "mailsms.cmd_dkim",
 )
 
 

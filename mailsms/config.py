@@ -134,6 +134,12 @@ class MailoutConfig:
     # Seconds one delivery may take; mails delivered at once.
     timeout: float = duration("60s")
     concurrency: int = bounded(4, 1, 100)
+    # DKIM signature on the mail mailsms makes (replies by SMS): selector, domain and key file
+    # together, or none of them (no signature).  ``mailsms dkim-keygen`` writes a key.
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    dkim_key_file: str = ""
+    dkim_algorithm: Literal["rsa", "ed25519"] = "rsa"
 
     def relay_target(self) -> tuple[str, int] | str:
         """(host, port), or a unix socket path; ValueError naming what is wrong."""
@@ -149,6 +155,45 @@ class MailoutConfig:
         if address.port == 0:
             raise ValueError("the port cannot be 0")
         return address.host, address.port
+
+
+@dataclass(frozen=True)
+class ReplylogConfig:
+    """The reply log: links sender mailbox <-> number, so that an SMS reply finds its mailbox (see replylog)."""
+
+    # "all": every submitted message with a sender makes a link; "authenticated": only
+    # mail whose sender was authenticated (replylog.origin); "off": no links.
+    record: Literal["all", "authenticated", "off"] = "all"
+    # How long a link stays live after the last message from that sender to that number.
+    keep_minutes: int = bounded(10080, 1, 5_256_000)
+    # Sent back to a replier whose number has live links from several senders.
+    conflict_message: str = (
+        "Your reply could not be delivered: several people wrote to you from this number."
+        " Send it again with the address between # signs: #name@example.com# your text"
+    )
+    # How often expired links are deleted in the background.
+    purge_interval: float = duration("10m")
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    """Incoming SMS into mailboxes: reassembly, routing, the mail made (see mailsms.inbound)."""
+
+    # Domains a #user@domain# tag may name; others are ignored (mailsms never relays outside).
+    local_domains: tuple[str, ...] = ()
+    # Mailbox for SMS that no tag or link routes (and for conflicts); "": such SMS are dropped.
+    unmatched_recipient: str = ""
+    # From: of the mail; %s is the sender's number.  The local part is quoted as needed.
+    from_template: str = "sms:%s@sms.example.com"
+    # Subject: {from}, {to}, {gateway}, {text} (its first line), {subject} (of the mail replied to).
+    subject_template: str = "SMS from {from}"
+    # Subject when the reply log found the mail this SMS answers and it had a subject.
+    reply_subject_template: str = "Re: {subject}"
+    # Envelope sender of the mail; "" is the null sender (a bounce of it goes nowhere).
+    envelope_sender: str = ""
+    # Parts of a concatenated SMS still missing after this long: the rest goes out with the marker.
+    reassembly_timeout: float = duration("5m")
+    incomplete_marker: str = "[...]"
 
 
 @dataclass(frozen=True)
@@ -195,8 +240,8 @@ class Config:
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
     compose: ComposeConfig = field(default_factory=ComposeConfig)
-    replylog: EmptySection = field(default_factory=EmptySection)
-    inbound: EmptySection = field(default_factory=EmptySection)
+    replylog: ReplylogConfig = field(default_factory=ReplylogConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
     mailout: MailoutConfig = field(default_factory=MailoutConfig)
     policy: EmptySection = field(default_factory=EmptySection)
     web: WebConfig = field(default_factory=WebConfig)
@@ -267,6 +312,14 @@ def _validate_mailout(mailout: MailoutConfig, problems: list[Problem], lines: Ma
         mailout.relay_target()
     except ValueError as exc:
         problems.append(Problem("mailout.relay", str(exc), lines.get("mailout.relay", lines.get("mailout"))))
+
+
+def _validate_inbound(config: Config, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    from mailsms.inbound_check import check_inbound
+
+    for key, message in check_inbound(config.inbound, config.replylog, config.mailout):
+        section = key.split(".", 1)[0]
+        problems.append(Problem(key, message, lines.get(key, lines.get(section))))
 
 
 def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[GatewayConfig, ...]:
@@ -359,6 +412,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_address(config.address, problems, lines)
     _validate_compose(config.compose, problems, lines)
     _validate_mailout(config.mailout, problems, lines)
+    _validate_inbound(config, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

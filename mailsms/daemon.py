@@ -8,6 +8,8 @@ if anything fails, whatever was started is stopped again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import os
 import signal
@@ -18,23 +20,28 @@ from aiohttp import web
 
 from mailsms import __version__
 from mailsms.config import Config
-from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError
+from mailsms.dkim_sign import load_signer
+from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError, NotReady
+from mailsms.inbound import InboundPipeline
 from mailsms.mailout import Mailout, local_hostname
 from mailsms.mailout_agents import make_agent
+from mailsms.mo import mo_from_transport
 from mailsms.reporter import Reporter
 from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.server import Handler, listen, protocol_factory
+from mailsms.store.inbound import insert_inbound
 from mailsms.store.sqlite import SqliteStore
 from mailsms.values import ListenAddress
 from mailsms.web import make_app, web_services
+from replylog.store import record_on_submit
 from transports import registry
-from transports.base import DeliveryReport, Transport, TransportContext
+from transports.base import DeliveryReport, IncomingSms, Transport, TransportContext
 
 log = logging.getLogger("mailsms.master")
 
+# Seconds a stopping daemon gives the inbound pipeline to settle the MO in hand.
+INBOUND_STOP_GRACE = 5.0
 # How long a delivery report waits for its part's gateway id to be committed.
-REPORT_WAIT = 5.0
-REPORT_RETRY_INTERVAL = 0.05
 
 
 class ListenError(MailsmsError):
@@ -79,6 +86,8 @@ class Daemon:
     mailout: Mailout | None = None
     _mailout_task: asyncio.Task[None] | None = None
     reporter: Reporter | None = None
+    inbound: InboundPipeline | None = None
+    _inbound_task: asyncio.Task[None] | None = None
     handler: Handler | None = None
 
     async def start(self) -> None:
@@ -103,8 +112,9 @@ class Daemon:
             raise StateDirError(f"cannot open the queue in {state_dir} (state.dir): {exc}") from None
         for gateway in self.config.gateways:
             context = TransportContext(
-                gateway.id, state_dir, self._on_report, self._public_url(), webhook_secret=gateway.webhook_secret
-            )
+                gateway.id, state_dir, self._on_report, self._public_url(), webhook_secret=gateway.webhook_secret,
+                mo_sink=self._on_mo,
+            )  # fmt: skip
             transport = registry.create(gateway.type, gateway.options, context)
             await transport.start()
             self.transports[gateway.id] = transport
@@ -120,7 +130,17 @@ class Daemon:
         )
         self.handler.store = self.store  # type: ignore[union-attr]
         self.handler.wake = self.scheduler.wake  # type: ignore[union-attr]
+        self._start_inbound(self.store, self.mailout)
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+
+    def _start_inbound(self, store: SqliteStore, mailout: Mailout) -> None:
+        """Reply links recorded with every submission, and the pipeline that routes incoming SMS to mailboxes."""
+        assert self.handler is not None  # made by _bind_listeners first
+        signer = load_signer(self.config.mailout)  # ConfigError (78) for a key that cannot be used
+        store.submit_hooks.append(functools.partial(record_on_submit, mode=self.config.replylog.record))
+        self.inbound = InboundPipeline(self.config, store, mailout, self.handler, signer=signer)
+        self.handler.inbound_wake = self.inbound.wake
+        self._inbound_task = asyncio.create_task(self.inbound.run(), name="inbound")
 
     def _make_mailout(self, store: SqliteStore, policy: RetryPolicy) -> Mailout:
         """The mail-out queue and its agent for ``mailout.mode`` (reports to senders go through it)."""
@@ -141,27 +161,26 @@ class Daemon:
     async def _on_report(self, report: DeliveryReport) -> None:
         await self.apply_report(report)
 
-    async def apply_report(self, report: DeliveryReport) -> str | None:
-        """Apply a final delivery report; the queue id, or None when no submitted part has its id.
+    async def _on_mo(self, sms: IncomingSms) -> str:
+        """Commit an SMS a transport received itself (a modem), as ``/inbound/`` commits a webhook's."""
+        if self.store is None or self.handler is None:
+            raise NotReady()
+        mo = mo_from_transport(sms, id=self.handler.new_id(), received=self.handler.clock())
+        stored_id, repeated = await self.store.write(functools.partial(insert_inbound, mo=mo))
+        if not repeated:
+            self.handler.inbound_wake()
+        status = "duplicate, stored before" if repeated else "received"
+        log.info("%s: from=<%s>, to=<%s>, relay=%s, smsc_id=%s, udh=%s, chars=%d, status=%s", stored_id, mo.sender,
+                 mo.to or "-", mo.gateway, mo.smsc_id or "-", mo.udh.hex() or "-", len(mo.text), status)  # fmt: skip
+        return stored_id
 
-        A fast gateway can report a part before the scheduler has committed the
-        id it was given (the submit's answer is still on its way to the disk):
-        while the gateway has parts in ``sending``, the report is tried again for
-        up to ``REPORT_WAIT`` seconds instead of being lost.
-        """
-        if self.scheduler is None or self.store is None:
+    async def apply_report(self, report: DeliveryReport) -> str | None:
+        """Apply a final delivery report: the queue id; ``KEPT`` when it came before its part's
+        submission was committed (the commit that records it applies the report); None when
+        no part of the gateway has its id."""
+        if self.scheduler is None:
             return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + REPORT_WAIT
-        while True:
-            queue_id = await self.scheduler.record_report(report)
-            if queue_id is not None:
-                return queue_id
-            if self.store is None or not self.store.sending_on(report.gateway_id) or loop.time() >= deadline:
-                break
-            await asyncio.sleep(REPORT_RETRY_INTERVAL)
-        log.info("delivery report for unknown id %s from %s ignored", report.message_id, report.gateway_id)
-        return None
+        return await self.scheduler.on_report(report)
 
     async def _bind_listeners(self) -> None:
         server_cfg = self.config.server
@@ -206,6 +225,7 @@ class Daemon:
         for srv in self.servers:
             await srv.wait_closed()
         self.servers.clear()
+        await self._stop_inbound()
         if self.scheduler is not None:
             await self.scheduler.stop(self.config.queue.stop_grace_time)
         if self._scheduler_task is not None:
@@ -231,6 +251,17 @@ class Daemon:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+    async def _stop_inbound(self) -> None:
+        """Let the MO in hand be settled (what it caused is committed with it), then end the pipeline."""
+        if self.inbound is not None:
+            await self.inbound.stop()
+        if self._inbound_task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._inbound_task), INBOUND_STOP_GRACE)
+            self._inbound_task.cancel()
+            await asyncio.gather(self._inbound_task, return_exceptions=True)
+            self._inbound_task = None
 
     async def run_until_signal(self) -> int:
         """Serve until SIGTERM or SIGINT; a clean stop returns 0."""

@@ -106,6 +106,7 @@ def build_message(
     headers: tuple[tuple[str, str], ...],
     auto_submitted: bool = False,
     delay_warning_time: float = 0.0,
+    authenticated: bool = False,
 ) -> NewMessage:
     # Which reports the sender gets is fixed now, from the envelope (mailsms.notify).
     notify = wanted_events(sender, recipient.dsn.get("NOTIFY"), auto_submitted=auto_submitted)
@@ -133,4 +134,5 @@ def build_message(
         truncated=segmentation.truncated,
         notify=notify,
         warn_at=warn_time(now, delay_warning_time, notify),
+        authenticated=authenticated,
     )

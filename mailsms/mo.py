@@ -5,7 +5,8 @@ length byte), ``coding`` (0 GSM 7-bit, 1 8-bit, 2 UCS-2, as Kannel's ``%c``),
 ``charset`` (of ``text``; UTF-8 when absent) and ``smsc_id`` are optional.
 Anything that cannot be stored faithfully is refused: text that is not valid
 in its charset, a UDH whose length byte does not match its length, a
-concatenation element that counts wrong.
+concatenation element that counts wrong.  ``mo_from_transport`` does the
+same for an SMS a transport received itself (a GSM modem).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from mailsms.form import FormFields
 from mailsms.segment.gsm import is_gsm
 from mailsms.segment.udh import USER_DATA_OCTETS, concatenation, parse_hex, parse_udh
 from mailsms.store.inbound import NewInbound
+from transports.base import IncomingSms
 
 CODING_GSM7, CODING_8BIT, CODING_UCS2 = 0, 1, 2
 MAX_TEXT = 65_536  # a reassembled MO of 255 UCS-2 parts is about 17,000 characters
@@ -54,6 +56,32 @@ def parse_mo(fields: FormFields, gateway: str, *, id: str, received: float) -> N
         coding=coding,
         smsc_id=fields.text("smsc_id", max_length=128) or "",
         data=data,
+    )
+
+
+def mo_from_transport(sms: IncomingSms, *, id: str, received: float) -> NewInbound:
+    """An SMS a transport received itself (a modem), as the inbound store takes it.
+
+    The transport decoded it; what the store cannot hold is made to fit: NUL
+    characters go, the text is cut at ``MAX_TEXT``, a UDH that does not parse is dropped.
+    """
+    udh = sms.udh
+    try:
+        if udh:
+            parse_udh(udh)
+    except ValueError:
+        udh = b""
+    return NewInbound(
+        id=id,
+        received=received,
+        gateway=sms.gateway_id,
+        sender=sms.sender[:MAX_ADDRESS],
+        to=sms.to[:MAX_ADDRESS],
+        text=sms.text.replace("\x00", "")[:MAX_TEXT],
+        udh=udh,
+        coding=sms.coding if sms.coding in (CODING_GSM7, CODING_8BIT, CODING_UCS2) else CODING_GSM7,
+        smsc_id=sms.smsc_id[:128],
+        data=sms.data,
     )
 
 

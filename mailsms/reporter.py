@@ -20,7 +20,7 @@ import functools
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mailsms.mailout import Mailout
 from mailsms.notify import ACTIONS, DELAYED, DELIVERED, FAILED, RELAYED
@@ -36,6 +36,7 @@ log = logging.getLogger("mailsms.reports")
 GATHER_TIME = 30.0  # seconds a report waits for the other recipients of its mail
 BATCH = 200  # rows looked at per sweep
 ORIGINALS_GC_INTERVAL = 300.0  # seconds between clean-ups of kept RET=FULL originals
+PAUSE_AFTER_ERROR = 60.0  # seconds without sweeps after one failed (the disk is full, say)
 # Postfix's words for each kind of notification, in its log.
 _LOG_WORDS = {
     FAILED: "sender non-delivery notification",
@@ -61,11 +62,13 @@ class Reporter:
     gather_time: float = GATHER_TIME
     _task: asyncio.Task[None] | None = None
     _last_gc: float = float("-inf")
-    sent: list[str] = field(default_factory=list)  # mail-out ids of reports made, newest last (tests, logs)
+    sweeps: int = 0  # passes looked at, for tests that wait for one
+    _pause_until: float = float("-inf")  # after a failed sweep: its error is not repeated on every pass
 
     def sweep(self, now: float) -> None:
         """Start making the reports due by ``now`` unless a sweep is still at work (cheap when none is due)."""
-        if self._task is not None and not self._task.done():
+        self.sweeps += 1
+        if (self._task is not None and not self._task.done()) or now < self._pause_until:
             return
         plan, stale = plan_reports(self.store.conn, now, self.gather_time)
         collect = now - self._last_gc >= ORIGINALS_GC_INTERVAL
@@ -89,7 +92,8 @@ class Reporter:
             if collect:
                 await self.store.write(reports.drop_finished_originals)
         except Exception:
-            log.exception("making delivery status notifications failed; they are tried again on the next pass")
+            self._pause_until = now + PAUSE_AFTER_ERROR
+            log.exception("making delivery status notifications failed; tried again in %.0f s", PAUSE_AFTER_ERROR)
 
     async def _report(self, due: Due, now: float) -> None:
         first = due.rows[0]
@@ -97,13 +101,19 @@ class Reporter:
         full = (
             reports.kept_original(self.store.conn, first.group) if first.dsn.get("RET", "").upper() == "FULL" else None
         )
-        message = compose_report(
-            due,
-            reporting=Reporting(self.mailout.hostname, self.mailout.clock(), self.mailout.message_id(mail_id)),
-            maximal_queue_lifetime=self.maximal_queue_lifetime,
-            full=full,
-        )
         ids = [row.id for row in due.rows]
+        try:
+            message = compose_report(
+                due,
+                reporting=Reporting(self.mailout.hostname, self.mailout.clock(), self.mailout.message_id(mail_id)),
+                maximal_queue_lifetime=self.maximal_queue_lifetime,
+                full=full,
+            )
+        except Exception:
+            # A report that cannot be made must not hold up the others (Mailman's shunt): it is given up, loudly.
+            log.exception("%s: the %s report cannot be composed and is given up", ",".join(ids), ACTIONS[due.event])
+            await self.store.write(functools.partial(reports.mark_reported, ids=ids, bit=due.event, now=now))
+            return
         origin = f"{ACTIONS[due.event]} report for {','.join(ids)}"
         mail = NewMail(mail_id, self.mailout.clock(), "", (first.sender,), message, origin)
         fresh = await self.store.write(functools.partial(_record, ids=ids, event=due.event, mail=mail, now=now))
@@ -111,7 +121,6 @@ class Reporter:
             return  # reported already (the bits were set by an earlier run)
         for row in due.rows:
             log.info(f"{row.id}: {_LOG_WORDS[due.event]}: {mail_id}")
-        self.sent.append(mail_id)
         self.mailout.queued(mail)
 
 

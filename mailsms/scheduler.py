@@ -5,7 +5,9 @@ It works from the queue only (never from a live SMTP session).  A part's
 crash, parts found in ``sending`` are settled with the transport's help or
 retried once and flagged as possible duplicates.  Retries back off like
 Postfix; an unexpected transport error puts the message on ``hold`` so it
-never blocks the others.
+never blocks the others.  On every pass the reporter sends the delivery
+status notifications that are due (``mailsms.reporter``): the store records
+each event in the same transaction as the state change that made it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from mailsms.log import event
 from mailsms.store import EXPIRED, FAILED, HOLD, PART_QUEUED, PART_SENDING, StoredMessage
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.sqlite import KEPT, EarlyReport, SqliteStore
 from transports.base import DeliveryReport, Outcome, OutgoingPart, OutgoingSms, PartResult, Transport
 
 if TYPE_CHECKING:
@@ -200,7 +202,8 @@ class Scheduler:
         submitted = [(r.seq, r.message_id) for r in results if r.outcome is Outcome.SUBMITTED]
         if submitted:
             relayed = not gives_reports(self.transports.get(message.gateway))
-            await self.store.record_submitted(message.id, submitted, now, relayed=relayed)
+            early = await self.store.record_submitted(message.id, submitted, now, relayed=relayed)
+            self._log_early(message, early)
         failure = next((r for r in results if r.outcome is not Outcome.SUBMITTED), None)
         done = len(submitted) + sum(1 for p in message.parts if p.state not in (PART_QUEUED, PART_SENDING))
         parts = f"{done}/{len(message.parts)}"
@@ -270,6 +273,14 @@ class Scheduler:
             log.info("delivery report for unknown id %s from %s ignored", report.message_id, report.gateway_id)
         return message_id
 
+    def _log_early(self, message: StoredMessage, early: list[EarlyReport]) -> None:
+        for report in early:
+            log.info(
+                event(message.id, to=message.number, relay=message.gateway, dsn=report.dsn_code,
+                      status="delivered" if report.delivered else "bounced",
+                      reason=report.reason or "delivery report (arrived before the submission was recorded)")
+            )  # fmt: skip
+
     async def record_report(self, report: DeliveryReport) -> str | None:
         """``on_report`` without the log line for an unknown id (for callers that try again)."""
         dsn = report.dsn or ("2.0.0" if report.delivered else "5.0.0")
@@ -283,6 +294,10 @@ class Scheduler:
         )
         if message_id is None:
             return None
+        if message_id == KEPT:
+            log.info("delivery report for %s from %s kept until its submission is recorded", report.message_id,
+                     report.gateway_id)  # fmt: skip
+            return message_id
         status = "delivered" if report.delivered else "bounced"
         log.info(
             event(

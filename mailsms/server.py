@@ -30,6 +30,7 @@ from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
 from mailsms.store.reports import KeptOriginal
 from mailsms.store.sqlite import SqliteStore
+from replylog.origin import authenticated_sender
 
 log = logging.getLogger("mailsms.server")
 
@@ -55,6 +56,7 @@ class Handler:
         self.clock = clock
         self.new_id = new_id
         self.references = ReferenceCounter(config.segment.reference_bits)
+        self.inbound_wake: Callable[[], None] = _nothing  # the inbound pipeline's, once the daemon runs it
         self._gateway_ids = {g.id for g in config.gateways}
 
     @property
@@ -94,9 +96,10 @@ class Handler:
         now = self.clock()
         replies: list[str] = []
         rows: list[NewMessage] = []
+        authenticated = authenticated_sender(content, envelope.mail_params)  # for the reply log
         for recipient in recipients:
             try:
-                rows.append(self._row(recipient, sender, composed, envelope, now))
+                rows.append(self._row(recipient, sender, composed, envelope, now, authenticated=authenticated))
                 replies.append("")
             except MailsmsError as exc:
                 replies.append(exc.reply())
@@ -122,7 +125,14 @@ class Handler:
         return result
 
     def _row(
-        self, recipient: Recipient, sender: str, composed: Composed, envelope: SmsEnvelope, now: float
+        self,
+        recipient: Recipient,
+        sender: str,
+        composed: Composed,
+        envelope: SmsEnvelope,
+        now: float,
+        *,
+        authenticated: bool = False,
     ) -> NewMessage:
         address = recipient.address
         text = address.params.body if address.params.body else composed.text
@@ -135,6 +145,7 @@ class Handler:
             envelope_dsn=dsn,
             headers=composed.original_headers,
             auto_submitted=composed.auto_submitted,
+            authenticated=authenticated,
         )
 
     # -- shared with the HTTP send API (mailsms.web_send) --------------------------
@@ -155,6 +166,7 @@ class Handler:
         envelope_dsn: dict[str, str] | None = None,
         headers: tuple[tuple[str, str], ...] = (),
         auto_submitted: bool = False,
+        authenticated: bool = False,
     ) -> NewMessage:
         """The queue rows for ``text`` to one recipient: split, with a fresh queue id (MessageTooLong etc.)."""
         address = recipient.address
@@ -171,6 +183,7 @@ class Handler:
             headers=headers,
             auto_submitted=auto_submitted,
             delay_warning_time=self.config.queue.delay_warning_time,
+            authenticated=authenticated or address.skip_authentication,
         )
 
     async def commit(self, rows: list[NewMessage], original: KeptOriginal | None = None) -> None:
@@ -190,6 +203,10 @@ class Handler:
         session.host_name = hostname
         extra = ["250-ENHANCEDSTATUSCODES", "250-PIPELINING", "250-DSN", f"250-SIZE {self.message_size_limit}"]
         return [responses[0], *extra, *responses[1:]]
+
+
+def _nothing() -> None:
+    """No inbound pipeline (tests without a daemon): an MO waits in the store."""
 
 
 def same_mail(rows: list[NewMessage]) -> list[NewMessage]:

@@ -12,7 +12,9 @@ then the fields (400).  Nothing is stored unless everything is right.
   ``200 {"queue_id": ..., "state": "delivered"|"failed"}`` once the part's
   state is committed, or 404 when no submitted part of this gateway has that
   id; an intermediate one (buffered, submitted) is logged and answers
-  ``200 {"state": "intermediate"}``.
+  ``200 {"state": "intermediate"}``.  A report that comes while its part's
+  submission is still being committed answers ``200 {"state": "pending"}``
+  and is applied by that commit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from mailsms.errors import NotAuthorized, NotReady
 from mailsms.form import FormFields
 from mailsms.mo import parse_mo
 from mailsms.store.inbound import insert_inbound
+from mailsms.store.sqlite import KEPT
 from mailsms.values import in_networks
 from mailsms.web_base import HttpError, check_rate, read_fields, services
 
@@ -42,6 +45,8 @@ async def inbound(request: web.Request) -> web.Response:
     if handler.store is None:
         raise NotReady()
     stored_id, repeated = await handler.store.write(functools.partial(insert_inbound, mo=mo))
+    if not repeated:
+        handler.inbound_wake()
     status = "duplicate, stored before" if repeated else "received"
     log.info("%s: from=<%s>, to=<%s>, relay=%s, smsc_id=%s, udh=%s, chars=%d, status=%s", stored_id, mo.sender,
              mo.to, gateway.id, mo.smsc_id or "-", mo.udh.hex() or "-", len(mo.text), status)  # fmt: skip
@@ -57,6 +62,8 @@ async def dlr(request: web.Request) -> web.Response:
     queue_id = await services(request).report(update.report(gateway.id))
     if queue_id is None:
         raise HttpError(404, "5.5.4", f"no submitted part of gateway {gateway.id} has id {update.message_id[:80]!r}")
+    if queue_id == KEPT:  # its part is still being submitted: applied when that is committed
+        return web.json_response({"state": "pending"})
     return web.json_response({"queue_id": queue_id, "state": update.state})
 
 

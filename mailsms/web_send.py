@@ -61,7 +61,9 @@ async def send(request: web.Request) -> web.Response:
     handler = found.handler
     handler.check_gateway(address)
     shown = address.redacted()
-    row = handler.new_message(Recipient(address=address, shown=shown), "", text, handler.clock())
+    # A request with a valid user and pass vouches for reply=, as SMTP AUTH does (replylog.record).
+    recipient = Recipient(address=address, shown=shown)
+    row = handler.new_message(recipient, "", text, handler.clock(), authenticated=bool(user))
     await handler.commit([row])
     log.info(event(row.id, sender="", to=shown, relay=row.gateway, parts=len(row.parts), size=len(text),
                    client=request.remote, user=user or "-", status="queued"))  # fmt: skip

@@ -99,7 +99,7 @@ def _top_headers(
     original: OriginalMail, reporting: Reporting, action: Action, boundary: str, *, eight_bit: bool
 ) -> bytes:
     lines = [
-        f"From: MAILER-DAEMON@{reporting.hostname} (Mail Delivery System)",
+        f"From: Mail Delivery System <MAILER-DAEMON@{reporting.hostname}>",
         f"To: <{original.sender}>",
         f"Subject: {subject(action)}",
         f"Date: {date(reporting.date)}",

@@ -77,8 +77,27 @@ async def _drop_report(report: DeliveryReport) -> None:
 
 
 @dataclass(frozen=True)
+class IncomingSms:
+    """An SMS (MO) a transport received itself (a modem), as the inbound store takes it."""
+
+    gateway_id: str
+    sender: str
+    text: str
+    to: str = ""  # the number it was sent to; "" when unknown
+    udh: bytes = b""  # complete, with its length byte
+    coding: int = 0  # 0 GSM 7-bit, 1 8-bit (payload in ``data``), 2 UCS-2
+    data: bytes | None = None
+    smsc_id: str = ""  # stable: the same SMS read twice has the same id, so it is stored once
+    sent: float | None = None  # the service centre's time stamp
+
+
+# Commits an incoming SMS durably and returns its inbound id; raises when it could not.
+MoSink = Callable[[IncomingSms], Awaitable[str]]
+
+
+@dataclass(frozen=True)
 class TransportContext:
-    """What a transport may use from its host: its gateway id, the state directory, a report sink."""
+    """What a transport may use from its host: its gateway id, the state directory, report and MO sinks."""
 
     gateway_id: str
     state_dir: Path
@@ -86,6 +105,8 @@ class TransportContext:
     public_url: str = ""  # mailsms's own base URL as gateways reach it (web.public_url), no trailing /
     # The gateway's webhook_secret: add secret=<it> to the /dlr/ and /inbound/ URLs handed to the gateway.
     webhook_secret: str = field(default="", repr=False)
+    # Where a transport that receives SMS itself commits them (None: it leaves them where they are).
+    mo_sink: MoSink | None = None
 
 
 class Transport(Protocol):

@@ -83,6 +83,12 @@ class HttpTransport:
     def detects_duplicates(self) -> bool:
         return False  # a provider cannot be asked whether it already took a part
 
+    @property
+    def delivery_reports(self) -> bool:
+        """True when the provider is given a URL to report back to (``%dlr_url%`` or the kannel preset)."""
+        asks = self.settings.builder == "kannel" or "dlr_url" in self._variables()
+        return asks and bool(self._home.public_url)
+
     async def start(self) -> None:
         """Open the client session; the provider itself may come up later (a submit then defers)."""
         if not self._home.public_url and "dlr_url" in self._variables():

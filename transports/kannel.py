@@ -36,6 +36,7 @@ log = logging.getLogger("mailsms.kannel")
 _CODING = {"gsm7": 0, "binary": 1, "ucs2": 2}
 # Kannel's DLR types: 1 delivered, 2 failed, 4 buffered, 8 submitted to the SMSC, 16 rejected by it.
 DLR_ALL = 31
+DLR_FINAL = 1 | 2 | 16  # delivered, failed, rejected by the SMSC: the reports that settle a part
 MAX_ANSWER = 4096  # bytes of an answer read
 # Answers that mean "not now" rather than "never": a busy or rate-limiting Kannel, a
 # wrong password (a configuration mistake must not bounce every queued message).
@@ -147,6 +148,11 @@ class KannelTransport:
     @property
     def detects_duplicates(self) -> bool:
         return False  # Kannel cannot be asked whether it already took a part
+
+    @property
+    def delivery_reports(self) -> bool:
+        """True when Kannel is asked for final reports and has a dlr-url to send them to."""
+        return bool(self._public_url) and bool(self.options.dlr_mask & DLR_FINAL)
 
     @property
     def concurrency(self) -> int:

@@ -23,6 +23,7 @@ _MODULES: dict[str, str] = {
     "fake": "transports.fake",
     "http": "transports.http",
     "kannel": "transports.kannel",
+    "modem": "transports.modem",
 }
 
 

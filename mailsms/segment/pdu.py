@@ -83,6 +83,19 @@ def decode_user_data(udl: int, ud: bytes, encoding: Encoding, udhi: bool) -> tup
     return header, septets[skip:]
 
 
+def relative_validity(seconds: float) -> int:
+    """The TP-VP octet (relative format, 23.040 9.2.3.12.1) for at least ``seconds``, at most 63 weeks."""
+    minutes = max(seconds, 300.0) / 60
+    if minutes <= 12 * 60:
+        return int(-(-minutes // 5)) - 1
+    if minutes <= 24 * 60:
+        return 143 + int(-(-(minutes - 12 * 60) // 30))
+    days = minutes / (24 * 60)
+    if days <= 30:
+        return 166 + int(-(-days // 1))
+    return min(192 + int(-(-days // 7)), 255)
+
+
 def _encode_address(number: str) -> bytes:
     toa = _TOA_INTERNATIONAL if number.startswith("+") else _TOA_UNKNOWN
     digits = number.lstrip("+").lower()

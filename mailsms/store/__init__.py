@@ -55,6 +55,7 @@ class NewMessage:
     mail_id: str = ""  # the first queue id of a mail with several recipients ("" for one): one report for all
     notify: int = 0  # the events the sender wants reports about (mailsms.notify bits)
     warn_at: float | None = None  # when a delay warning is due; None: never
+    authenticated: bool = False  # the MTA vouched for the sender (replylog.origin): for replylog.record
 
 
 @dataclass(frozen=True)

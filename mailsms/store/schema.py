@@ -4,7 +4,8 @@
 needs in one transaction, so a database is at version N completely or not
 at all: 1 is the queue (``message``, ``part``), 2 adds the inbound store,
 3 adds delivery status notifications (``mailsms.store.reports``) and the
-mail-out queue (``mailsms.store.mailout``).
+mail-out queue (``mailsms.store.mailout``), 4 adds replies by SMS (the reply
+log and the inbound pipeline's indexes, ``mailsms.store.inbound_flow``).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import sqlite3
 import sqlite_utils
 
 from mailsms.store.inbound import create_inbound_schema
+from mailsms.store.inbound_flow import create_replies_schema
 from mailsms.store.mailout import create_mailout_schema
 from mailsms.store.reports import create_report_schema
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -36,6 +38,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
         if version < 3:
             create_report_schema(db, conn)
             create_mailout_schema(db, conn)
+        if version < 4:
+            create_replies_schema(conn)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
@@ -77,7 +81,16 @@ def _create_queue(db: sqlite_utils.Database, conn: sqlite3.Connection) -> None:
 
 
 def ensure_indexes(conn: sqlite3.Connection) -> None:
-    """The queue's scheduling indexes; each is created if missing (cheap at every start)."""
+    """The queue's scheduling indexes and the early-report table; each is created if missing
+    (cheap at every start)."""
+    # Delivery reports that arrive before their part's submission is committed
+    # (a fast gateway answers while the submit's result is on its way to the
+    # disk): kept here and applied by the commit that records the submission.
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS early_report (gateway TEXT NOT NULL, gateway_msgid TEXT NOT NULL,"
+        " delivered INTEGER NOT NULL, reason TEXT NOT NULL, dsn_code TEXT NOT NULL, received REAL NOT NULL,"
+        " PRIMARY KEY (gateway, gateway_msgid))"
+    )
     # Due messages in next_attempt order, read by the scheduler after every
     # commit: partial indexes keep that O(limit) however long the backlog,
     # overall and per gateway (each gateway claims up to its own room).

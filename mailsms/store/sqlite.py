@@ -15,6 +15,7 @@ import functools
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -44,12 +45,20 @@ from mailsms.store.schema import SCHEMA_VERSION, create_schema
 from mailsms.store.writer import BatchWriter
 
 T = TypeVar("T")
+# Called as hook(conn, message_id, now) inside the writer's transaction.
+SubmitHook = Callable[[sqlite3.Connection, str, float], None]
 
 DB_NAME = "queue.sqlite"
 _MESSAGE_COLUMNS = (
     "id", "created", "sender", "recipient", "number", "gateway", "encoding", "text", "params", "dsn", "headers",
     "state", "attempts", "next_attempt", "reason", "dsn_code", "possible_duplicate",
 )  # fmt: skip
+
+
+# ``record_report``'s answer for a report kept until its part's submission is committed.
+KEPT = "(kept)"
+# An early report whose part never gets submitted is forgotten after this long.
+EARLY_REPORT_KEEP = 86400.0
 
 
 def storage_error(exc: BaseException) -> MailsmsError:
@@ -87,6 +96,8 @@ class SqliteStore:
         self.conn = connect(path)
         create_schema(self.conn)
         self.writer = BatchWriter(functools.partial(connect, path), storage_error)
+        # Run in the transaction that records parts as submitted (the reply log's link).
+        self.submit_hooks: list[SubmitHook] = []
 
     @classmethod
     def open(cls, state_dir: Path) -> SqliteStore:
@@ -205,15 +216,19 @@ class SqliteStore:
 
     async def record_submitted(
         self, message_id: str, submitted: Sequence[tuple[int, str]], now: float, *, relayed: bool = False
-    ) -> None:
+    ) -> list[EarlyReport]:
         """Parts the gateway took, with its message ids; the message is ``submitted`` once all are.
 
         ``relayed``: the gateway gives no delivery reports, so being submitted is the
         last word on the message (a ``relayed`` report, for senders who asked).
+        Returns the delivery reports that had arrived early for these parts, now applied.
         """
-        await self.write(
-            functools.partial(_record_submitted, message_id=message_id, submitted=submitted, now=now, relayed=relayed)
-        )
+        return await self.write(
+            functools.partial(
+                _record_submitted, message_id=message_id, submitted=submitted, now=now, relayed=relayed,
+                hooks=tuple(self.submit_hooks),
+            )
+        )  # fmt: skip
 
     async def defer(self, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float) -> None:
         await self.write(
@@ -231,7 +246,8 @@ class SqliteStore:
     async def record_report(
         self, gateway: str, gateway_msgid: str, *, delivered: bool, reason: str, dsn_code: str, now: float
     ) -> str | None:
-        """Apply a delivery report; returns the message id it belonged to, or None if unknown."""
+        """Apply a delivery report; returns the message id it belonged to, ``KEPT`` when it is kept
+        until its part's submission is committed (the gateway has parts in ``sending``), or None."""
         return await self.write(
             functools.partial(
                 _record_report,
@@ -284,16 +300,14 @@ class SqliteStore:
 # -- operations run by the writer inside its transaction ---------------------------
 
 
-def _insert(
-    conn: sqlite3.Connection, *, messages: Sequence[NewMessage], original: KeptOriginal | None = None
-) -> None:
+def _insert(conn: sqlite3.Connection, *, messages: Sequence[NewMessage], original: KeptOriginal | None = None) -> None:
     conn.executemany(
         "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn,"
         " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated,"
-        " mail_id, notify, warn_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?,?,?,?)",
+        " mail_id, notify, warn_at, authenticated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?,?,?,?,?)",
         [
             (m.id, m.created, m.sender, m.recipient, m.number, m.gateway, m.encoding, m.text, m.params, m.dsn,
-             m.headers, int(m.truncated), m.created, m.created, m.mail_id, m.notify, m.warn_at)
+             m.headers, int(m.truncated), m.created, m.created, m.mail_id, m.notify, m.warn_at, int(m.authenticated))
             for m in messages
         ],
     )  # fmt: skip
@@ -332,12 +346,52 @@ def _record_submitted(
     submitted: Sequence[tuple[int, str]],
     now: float,
     relayed: bool = False,
-) -> None:
+    hooks: Sequence[SubmitHook] = (),
+) -> list[EarlyReport]:
     conn.executemany(
         "UPDATE part SET state = 'submitted', gateway_msgid = ?, updated = ? WHERE message_id = ? AND seq = ?",
         [(msgid, now, message_id, seq) for seq, msgid in submitted],
     )
     _settle(conn, message_id, now, relayed=relayed)
+    for hook in hooks:  # the reply log's link, in this same transaction
+        hook(conn, message_id, now)
+    return _apply_early_reports(conn, message_id, [msgid for _, msgid in submitted if msgid], now)
+
+
+@dataclass(frozen=True)
+class EarlyReport:
+    """A delivery report that came before its part's submission was committed, applied since."""
+
+    gateway_msgid: str
+    delivered: bool
+    reason: str
+    dsn_code: str
+
+
+def _apply_early_reports(
+    conn: sqlite3.Connection, message_id: str, gateway_msgids: Sequence[str], now: float
+) -> list[EarlyReport]:
+    if not gateway_msgids:
+        return []
+    row = conn.execute("SELECT gateway FROM message WHERE id = ?", (message_id,)).fetchone()
+    if row is None:
+        return []
+    marks = ",".join("?" for _ in gateway_msgids)
+    early = [
+        EarlyReport(msgid, bool(delivered), reason, dsn_code)
+        for msgid, delivered, reason, dsn_code in conn.execute(
+            "SELECT gateway_msgid, delivered, reason, dsn_code FROM early_report"
+            f" WHERE gateway = ? AND gateway_msgid IN ({marks})",
+            (row[0], *gateway_msgids),
+        ).fetchall()
+    ]
+    for report in early:
+        conn.execute("DELETE FROM early_report WHERE gateway = ? AND gateway_msgid = ?", (row[0], report.gateway_msgid))
+        _record_report(
+            conn, gateway=row[0], gateway_msgid=report.gateway_msgid, delivered=report.delivered,
+            reason=report.reason, dsn_code=report.dsn_code, now=now,
+        )  # fmt: skip
+    return early
 
 
 def _defer(
@@ -383,7 +437,20 @@ def _record_report(
         (gateway_msgid, gateway),
     ).fetchone()
     if row is None:
-        return None
+        sending = conn.execute(
+            "SELECT 1 FROM part p JOIN message m ON m.id = p.message_id WHERE p.state = 'sending' AND m.gateway = ?"
+            " LIMIT 1",
+            (gateway,),
+        ).fetchone()
+        if sending is None:
+            return None
+        conn.execute(
+            "INSERT OR REPLACE INTO early_report (gateway, gateway_msgid, delivered, reason, dsn_code, received)"
+            " VALUES (?,?,?,?,?,?)",
+            (gateway, gateway_msgid, int(delivered), reason, dsn_code, now),
+        )
+        conn.execute("DELETE FROM early_report WHERE received < ?", (now - EARLY_REPORT_KEEP,))
+        return KEPT
     message_id = str(row[0])
     conn.execute(
         "UPDATE part SET state = ?, updated = ? WHERE message_id = ? AND gateway_msgid = ?",
@@ -422,8 +489,13 @@ def _settle(conn: sqlite3.Connection, message_id: str, now: float, *, relayed: b
     )
 
 
+def insert_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]) -> None:
+    """Add ``messages`` to the queue inside the caller's writer operation (with its other changes)."""
+    _insert(conn, messages=messages)
+
+
 def now() -> float:
     return time.time()
 
 
-__all__ = ["DB_NAME", "SCHEMA_VERSION", "SqliteStore", "connect", "storage_error"]
+__all__ = ["DB_NAME", "KEPT", "SCHEMA_VERSION", "EarlyReport", "SqliteStore", "connect", "storage_error"]

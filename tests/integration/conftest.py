@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +19,21 @@ PostfixFactory = Callable[..., PostfixInstance]
 
 @pytest.fixture
 def postfix_instance() -> Iterator[PostfixFactory]:
-    """``postfix_instance(lmtp_port, sms_domain="sms.example.test")``: a private Postfix, started.
+    """``postfix_instance(lmtp_port, sms_domain="sms.example.test", mailboxes=())``: a private Postfix, started.
 
-    Use the result directly or in a ``with`` block; every instance is stopped and removed at teardown.
+    ``mailboxes`` are addresses that get a local Maildir (``postfix.mail(address)``).  Use the result
+    directly or in a ``with`` block; every instance is stopped and removed at teardown.
     """
     with ExitStack() as stack:
 
         def start(
-            lmtp_port: int, sms_domain: str = "sms.example.test", lmtp_host: str = "127.0.0.1"
+            lmtp_port: int,
+            sms_domain: str = "sms.example.test",
+            lmtp_host: str = "127.0.0.1",
+            mailboxes: Sequence[str] = (),
         ) -> PostfixInstance:
-            return stack.enter_context(PostfixInstance(lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain))
+            instance = PostfixInstance(lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain, mailboxes=mailboxes)
+            return stack.enter_context(instance)
 
         yield start
 

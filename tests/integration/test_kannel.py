@@ -50,13 +50,25 @@ class Setup:
         return json.loads(result.stdout)
 
 
-@pytest.fixture
-def kannel_setup(start_mailsms: MailsmsStarter) -> Iterator[Setup]:
+def start_pair(start_mailsms: MailsmsStarter, secret: str = "") -> Iterator[Setup]:
     """Kannel whose get-url points at mailsms, and mailsms whose kannel gateway points at Kannel."""
     http_port = free_port()
-    with KannelInstance(inbound_url=f"http://127.0.0.1:{http_port}/inbound/kannel") as kannel:
+    inbound = f"http://127.0.0.1:{http_port}/inbound/kannel" + (f"?secret={secret}" if secret else "")
+    with KannelInstance(inbound_url=inbound) as kannel:
         config = f'[web]\npublic_url = "http://127.0.0.1:{http_port}"\n\n{kannel.gateway_toml("kannel")}'
+        if secret:
+            config += f'webhook_secret = "{secret}"\n'
         yield Setup(kannel, start_mailsms(config=config, http_port=http_port))
+
+
+@pytest.fixture
+def kannel_setup(start_mailsms: MailsmsStarter) -> Iterator[Setup]:
+    yield from start_pair(start_mailsms)
+
+
+@pytest.fixture
+def kannel_setup_with_secret(start_mailsms: MailsmsStarter) -> Iterator[Setup]:
+    yield from start_pair(start_mailsms, secret="s3cr3t-for-webhooks")
 
 
 def mail(text: str, recipient: str) -> bytes:
@@ -177,7 +189,19 @@ async def test_a_ucs2_mo_with_an_emoji_arrives_as_the_same_text(kannel_setup: Se
     assert entry["text"] == "Grüße \U0001f600 bis gleich"  # mo-recode: UTF-8, not U+FFFD
 
 
-def test_the_harness_sees_what_kannel_sends_without_mailsms(tmp_path: Path) -> None:
+async def test_with_a_webhook_secret_reports_and_mos_still_come_home(kannel_setup_with_secret: Setup) -> None:
+    setup = kannel_setup_with_secret
+    queue_id = await send_mail(setup, "Short one", maxmsgs=1)
+    setup.kannel.inject_mo("+15557654321", "12345", "Got it")
+
+    assert wait_for_part_states(setup, queue_id, "delivered")["state"] == "delivered"  # the dlr-url carried it
+    [entry] = wait_for_inbound(setup, 1)
+    assert entry["text"] == "Got it"
+    log = setup.mailsms.stop()
+    assert "s3cr3t-for-webhooks" not in log
+
+
+def test_the_harness_sees_what_kannel_sends_without_mailsms() -> None:
     """The capture itself: a part sent straight to sendsms comes out of fakesmsc byte for byte."""
     import urllib.request
 
@@ -192,3 +216,13 @@ def test_the_harness_sees_what_kannel_sends_without_mailsms(tmp_path: Path) -> N
         [line] = kannel.wait_for_mt(1)
 
     assert line == MtLine("12345", NUMBER, "udh", bytes.fromhex("0500032a0201"), "hi \U0001f600".encode("utf-16-be"))
+
+
+def test_a_missing_kannel_binary_fails_the_test_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support import kannel as harness
+
+    missing = Path("/nonexistent/fakesmsc")
+    monkeypatch.setattr(harness, "PACKAGES", {**harness.PACKAGES, missing: "kannel-extras"})
+
+    with pytest.raises(harness.KannelError, match="install kannel-extras"):
+        KannelInstance().start()

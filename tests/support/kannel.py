@@ -248,7 +248,8 @@ class KannelInstance:
         return f"http://127.0.0.1:{self.sendsms_port}/cgi-bin/sendsms"
 
     def get_url(self) -> str:
-        return f"{self.inbound_url}?{GET_URL_QUERY}"
+        """The sms-service's get-url: ``inbound_url`` (which may carry a query, e.g. a secret) and the fields."""
+        return f"{self.inbound_url}{'&' if '?' in self.inbound_url else '?'}{GET_URL_QUERY}"
 
     def config_text(self) -> str:
         return KANNEL_CONF.format(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -55,6 +56,7 @@ retry      unix  - - n -     - error
 discard    unix  - - n -     - discard
 local      unix  - n n -     - local
 lmtp       unix  - - n -     - lmtp
+virtual    unix  - n n -     - virtual
 anvil      unix  - - n -     1 anvil
 scache     unix  - - n -     1 scache
 postlog    unix-dgram n - n - 1 postlogd
@@ -98,6 +100,16 @@ readme_directory = no
 """
 
 
+# Local Maildirs for the test's own mailboxes (virtual(8): no system users needed).
+MAILBOXES_CF = """\
+virtual_mailbox_domains = {domains}
+virtual_mailbox_base = {base}
+virtual_mailbox_maps = texthash:{config}/vmailbox
+virtual_uid_maps = static:{uid}
+virtual_gid_maps = static:{gid}
+"""
+
+
 def _sms_transport_map(lmtp_host: str, lmtp_port: int, sms_domain: str) -> str:
     nexthop = f"lmtp:inet:{lmtp_host}:{lmtp_port}"
     return f'/^"?sms:/ {nexthop}\n/@{re.escape(sms_domain)}$/ {nexthop}\n'
@@ -111,12 +123,21 @@ class PostfixInstance:
     """A private Postfix: smtpd on 127.0.0.1:``smtpd_port``, sms mail to LMTP ``lmtp_host:lmtp_port``.
 
     Use as a context manager; ``start()``/``stop()`` are there for fixtures that need them.
+    ``mailboxes`` (addresses) get a Maildir each, delivered by virtual(8): ``mail(address)`` reads it.
     """
 
-    def __init__(self, lmtp_port: int, lmtp_host: str = "127.0.0.1", sms_domain: str = "sms.example.test") -> None:
+    def __init__(
+        self,
+        lmtp_port: int,
+        lmtp_host: str = "127.0.0.1",
+        sms_domain: str = "sms.example.test",
+        mailboxes: Sequence[str] = (),
+    ) -> None:
         self.lmtp_host = lmtp_host
         self.lmtp_port = lmtp_port
         self.sms_domain = sms_domain
+        self.mailboxes = tuple(mailboxes)
+        self.mail_dir = Path()
         self.smtpd_port = free_port()
         self.root = Path()
         self.config_dir = Path()
@@ -197,6 +218,28 @@ class PostfixInstance:
         (self.config_dir / "transport_sms").write_text(
             _sms_transport_map(self.lmtp_host, self.lmtp_port, self.sms_domain)
         )
+        if self.mailboxes:
+            self._write_mailboxes()
+
+    def _write_mailboxes(self) -> None:
+        self.mail_dir = self.root / "mail"
+        self.mail_dir.mkdir(mode=0o755)
+        shutil.chown(self.mail_dir, MAIL_OWNER, MAIL_OWNER)
+        owner = pwd.getpwnam(MAIL_OWNER)
+        domains = sorted({address.rpartition("@")[2] for address in self.mailboxes})
+        with open(self.config_dir / "main.cf", "a") as main_cf:
+            main_cf.write(
+                MAILBOXES_CF.format(
+                    domains=", ".join(domains),
+                    base=self.mail_dir,
+                    config=self.config_dir,
+                    uid=owner.pw_uid,
+                    gid=owner.pw_gid,
+                )
+            )
+        # A trailing slash makes virtual(8) deliver to a Maildir.
+        entries = "".join(f"{address} {address}/\n" for address in self.mailboxes)
+        (self.config_dir / "vmailbox").write_text(entries)
 
     def _postfix(self, command: str) -> None:
         """Run ``postfix <command>``; any warning fails, wherever Postfix wrote it."""
@@ -224,10 +267,37 @@ class PostfixInstance:
 
     # -- what a test does with it -------------------------------------------
 
-    def submit(self, sender: str, recipients: Sequence[str], message: bytes) -> dict[str, tuple[int, bytes]]:
-        """Send one mail to the instance's smtpd; returns the recipients smtpd refused (none, normally)."""
+    def submit(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        message: bytes,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        """Send one mail to the instance's smtpd (DSN options such as ``NOTIFY=SUCCESS`` in ``rcpt_options``);
+        returns the recipients smtpd refused (none, normally)."""
         with smtplib.SMTP("127.0.0.1", self.smtpd_port, local_hostname="client.mailsms.test", timeout=10) as smtp:
-            return smtp.sendmail(sender, list(recipients), message)
+            return smtp.sendmail(sender, list(recipients), message, list(mail_options), list(rcpt_options))
+
+    def mail(self, address: str) -> list[bytes]:
+        """The mails delivered to the Maildir of ``address`` (one of ``mailboxes``), oldest first."""
+        if address not in self.mailboxes:
+            raise ValueError(f"{address} is not one of this instance's mailboxes")
+        new = self.mail_dir / address / "new"
+        if not new.is_dir():
+            return []
+        return [path.read_bytes() for path in sorted(new.iterdir(), key=lambda p: p.stat().st_mtime_ns)]
+
+    def wait_for_mail(self, address: str, count: int = 1, timeout: float = 30.0) -> list[bytes]:
+        """Poll the Maildir of ``address`` until it holds at least ``count`` mails; return them."""
+        try:
+            wait_until(
+                lambda: len(self.mail(address)) >= count, timeout=timeout, interval=0.05, what=f"mail for {address}"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- maillog ---\n{self.log_text()}") from None
+        return self.mail(address)
 
     def queue(self) -> list[dict[str, Any]]:
         """The queue as ``postqueue -j`` entries (``queue_name``, ``recipients[].delay_reason``, ...)."""

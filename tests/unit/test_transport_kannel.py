@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote_to_bytes
 
 import pytest
@@ -10,7 +11,7 @@ from hypothesis import strategies as st
 
 from mailsms.schema import Problem, build
 from transports import kannel, registry
-from transports.base import Outcome, OutgoingPart, OutgoingSms
+from transports.base import Outcome, OutgoingPart, OutgoingSms, TransportContext
 
 UDH_1 = bytes.fromhex("0500032a0201")
 DLR_URL = "http://127.0.0.1:8025/dlr/kannel?id=Q1.1&status=%d&reason=%A"
@@ -196,3 +197,19 @@ def test_bad_options_are_named(table: dict[str, object], key: str) -> None:
 
 def test_options_never_show_the_password() -> None:
     assert "s3cret" not in repr(options())
+
+
+@pytest.mark.parametrize(
+    ("public_url", "mask", "expected"),
+    [("http://127.0.0.1:8025", 31, True), ("http://127.0.0.1:8025", 8, False), ("", 31, False)],
+)
+def test_reports_are_expected_only_with_a_dlr_url_and_a_final_type_in_the_mask(
+    tmp_path: Path, public_url: str, mask: int, expected: bool
+) -> None:
+    context = TransportContext("kannel", tmp_path, public_url=public_url)
+    assert kannel.create(options(dlr_mask=mask), context).delivery_reports is expected
+
+
+def test_the_scheduler_may_hand_over_twice_as_many_messages_as_there_are_connections(tmp_path: Path) -> None:
+    transport = kannel.create(options(connections=8), TransportContext("kannel", tmp_path))
+    assert transport.concurrency == 16
