@@ -44,6 +44,7 @@ bench: $(BIN)/.dev-stamp debs
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.segment
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.replylog
 	$(BIN)/python -m bench.e2e_kannel
 
 clean:

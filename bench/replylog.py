@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import machine_line
+from mailsms.inbound import PURGE_BATCH
 from mailsms.store.sqlite import SqliteStore
 from replylog.links import ReplyLink
 from replylog.store import live_links, purge, record
@@ -45,7 +46,6 @@ TARGET_P99_US = 1000.0
 KEEP = 10080 * 60.0
 MAILBOXES = 20_000
 WARMUP = 2000
-PURGE_BATCH = 5000
 FILL_CACHE_KIB = 512 * 1024
 
 

@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_modem",
     "mailsms.cmd_replylog",
     "mailsms.cmd_dkim",
+    "mailsms.cmd_accounts",
 )
 
 

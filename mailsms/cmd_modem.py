@@ -129,7 +129,8 @@ def probe(options: Options, gateway_id: str, state_dir: Path, *, as_json: bool =
         print(f"mailsms modem probe: {options.device}: {exc}", file=sys.stderr)
         return EX_CONFIG
     except AtError as exc:
-        print(f"mailsms modem probe: {options.device}: {exc}", file=sys.stderr)
+        where = "" if options.device in str(exc) else f"{options.device}: "
+        print(f"mailsms modem probe: {where}{exc}", file=sys.stderr)
         return EX_UNAVAILABLE
     print(render(info, options.device, as_json=as_json))
     return EX_OK

@@ -197,6 +197,38 @@ class InboundConfig:
 
 
 @dataclass(frozen=True)
+class PolicyConfig:
+    """Who may send what, where and how much (see mailsms.policy)."""
+
+    # true: a recipient needs credentials (user=/pass=, SMTP AUTH, the API's) or a trusted client.
+    require_auth: bool = False
+    # Clients that count as authenticated; empty: none (loopback is not trusted unless listed).
+    trusted_networks: tuple[Network, ...] = networks()
+    # Regexes on the envelope sender: it must match one of from_enabled (empty: any) and none of from_disabled.
+    from_enabled: tuple[str, ...] = ()
+    from_disabled: tuple[str, ...] = ()
+    # sms: recipients one mail may have (0: only server.max_recipients applies).
+    max_recipients_per_message: int = bounded(0, 0, 100_000)
+    # E.164 prefixes ("+44", "+1555"): numbers must start with one of allowed_prefixes (empty: any)
+    # and none of blocked_prefixes; allowed_regions are ISO 3166 codes (empty: any).
+    allowed_prefixes: tuple[str, ...] = ()
+    blocked_prefixes: tuple[str, ...] = ()
+    allowed_regions: tuple[str, ...] = ()
+    # Refuse premium-rate, satellite and international premium numbers (550 5.7.1).
+    refuse_premium: bool = True
+    # Token buckets, per hour (0: no limit): per envelope sender, per account, and for everything.
+    sender_messages_per_hour: int = bounded(0, 0, 100_000_000)
+    sender_parts_per_hour: int = bounded(0, 0, 100_000_000)
+    account_messages_per_hour: int = bounded(0, 0, 100_000_000)
+    account_parts_per_hour: int = bounded(0, 0, 100_000_000)
+    global_parts_per_hour: int = bounded(0, 0, 1_000_000_000)
+    # An account's monthly limit (maxsend) reached: "temporary" 452 4.2.2 or "permanent" 552 5.2.2.
+    monthly_limit_reply: Literal["temporary", "permanent"] = "temporary"
+    # Wrong credentials from one client: after 3 failures each answer waits this long, doubling to 8 times.
+    auth_failure_delay: float = duration("1s")
+
+
+@dataclass(frozen=True)
 class EmptySection:
     """A section whose keys arrive with a later feature; any key is unknown today."""
 
@@ -243,7 +275,7 @@ class Config:
     replylog: ReplylogConfig = field(default_factory=ReplylogConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
     mailout: MailoutConfig = field(default_factory=MailoutConfig)
-    policy: EmptySection = field(default_factory=EmptySection)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
     web: WebConfig = field(default_factory=WebConfig)
     gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
     source: str = "(built-in defaults)"
@@ -320,6 +352,13 @@ def _validate_inbound(config: Config, problems: list[Problem], lines: Mapping[st
     for key, message in check_inbound(config.inbound, config.replylog, config.mailout):
         section = key.split(".", 1)[0]
         problems.append(Problem(key, message, lines.get(key, lines.get(section))))
+
+
+def _validate_policy(config: Config, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    from mailsms.policy import check_policy
+
+    for key, message in check_policy(config.policy, {g.id for g in config.gateways}):
+        problems.append(Problem(key, message, lines.get(key, lines.get("policy"))))
 
 
 def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[GatewayConfig, ...]:
@@ -413,6 +452,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_compose(config.compose, problems, lines)
     _validate_mailout(config.mailout, problems, lines)
     _validate_inbound(config, problems, lines)
+    _validate_policy(config, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

@@ -29,6 +29,8 @@ class MailsmsError(Exception):
     enhanced: ClassVar[str] = "4.3.0"
     exit_code: ClassVar[int] = EX_SOFTWARE
     default_reason: ClassVar[str] = "internal error, try again later"
+    # Seconds until trying again may work (a rate limit's), when known; the API's Retry-After.
+    retry_after: float | None = None
 
     def __init__(self, reason: str = "") -> None:
         self.reason = reason or self.default_reason
@@ -111,6 +113,14 @@ class AuthFailed(MailsmsError):
     default_reason = "authentication credentials invalid"
 
 
+class AuthRequired(AuthFailed):
+    """Policy requires credentials and none were given."""
+
+    code = 530
+    enhanced = "5.7.0"
+    default_reason = "authentication required"
+
+
 class MessageTooLong(MailsmsError):
     """The text needs more parts than allowed (``overlength = "reject"``)."""
 
@@ -136,6 +146,15 @@ class QuotaExceeded(MailsmsError):
     enhanced = "4.2.2"
     exit_code = EX_TEMPFAIL
     default_reason = "quota exceeded"
+
+
+class MonthlyLimitReached(QuotaExceeded):
+    """An account's monthly limit is used up and ``policy.monthly_limit_reply`` says permanent."""
+
+    code = 552
+    enhanced = "5.2.2"
+    exit_code = EX_NOPERM
+    default_reason = "monthly message limit reached"
 
 
 class RateLimited(MailsmsError):
@@ -196,9 +215,11 @@ ALL_ERRORS: tuple[type[MailsmsError], ...] = (
     BadRequest,
     NotAuthorized,
     AuthFailed,
+    AuthRequired,
     MessageTooLong,
     MessageTooBig,
     QuotaExceeded,
+    MonthlyLimitReached,
     RateLimited,
     QueueFull,
     NotReady,

@@ -53,7 +53,7 @@ log = logging.getLogger("mailsms.inbound")
 BATCH = 100  # MOs taken per pass
 IDLE_WAKE = 5.0  # seconds between passes when nothing wakes the pipeline
 STORE_RETRY = 5.0  # seconds before trying again after the store could not commit
-PURGE_BATCH = 5000  # expired links deleted per transaction
+PURGE_BATCH = 1000  # expired links deleted per transaction: the writer is shared with ingest
 
 
 @dataclass
@@ -93,6 +93,9 @@ class InboundPipeline:
             except (QueueFull, InternalError) as exc:
                 log.warning("inbound: the store cannot commit now (%s); trying again in %.0fs", exc.reply(),
                             STORE_RETRY)  # fmt: skip
+                more, timeout = False, STORE_RETRY
+            except Exception:  # a read that failed (a locked or damaged file): never end the task
+                log.exception("inbound: a pass failed; trying again in %.0fs", STORE_RETRY)
                 more, timeout = False, STORE_RETRY
             if more:
                 await asyncio.sleep(0)  # let listeners and the scheduler in between batches
@@ -153,8 +156,7 @@ class InboundPipeline:
         now = self.clock()
         concat = concat_of(mo.udh)
         if concat is not None:
-            await self._file_part(mo, now)
-            return True
+            return await self._file_part(mo, now)
         if not mo.text.strip():
             await self._settle(mo, flow.DROPPED, "", status="dropped", reason="empty SMS")
             return False
@@ -172,7 +174,8 @@ class InboundPipeline:
         await self._deliver(mo, route, number, now)
         return False
 
-    async def _file_part(self, mo: flow.StoredMo, now: float) -> None:
+    async def _file_part(self, mo: flow.StoredMo, now: float) -> bool:
+        """File a part with its siblings; True when it completed them (the whole SMS waits to be routed)."""
         settings = self.config.inbound
         op = functools.partial(flow.file_part, mo_id=mo.id, new_id=self.handler.new_id(),
                                marker=settings.incomplete_marker, since=now - settings.reassembly_timeout)  # fmt: skip
@@ -186,6 +189,7 @@ class InboundPipeline:
         elif filed.outcome == "waiting":
             log.info(event(mo.id, sender=mo.sender, relay=mo.gateway, parts=f"{filed.have}/{filed.total}",
                            status="waiting", reason="part of a concatenated SMS"))  # fmt: skip
+        return filed.outcome == "complete"
 
     async def _give_up_stale(self, now: float) -> bool:
         """Join the parts of every SMS whose oldest part waited longer than the timeout; True when any was."""

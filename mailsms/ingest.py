@@ -22,6 +22,9 @@ class Recipient:
     address: SmsAddress
     shown: str  # the address as given, pass= redacted: for logs and queue listings
     dsn: dict[str, str] = field(default_factory=dict)  # NOTIFY, ORCPT
+    account: str = ""  # the account the message counts against (mailsms.policy), "" for none
+    gateway: str = ""  # the account's gateway, "" for the default routing
+    authenticated: bool = False  # credentials, SMTP AUTH or a trusted client vouched for the sender
 
 
 class QueueIds:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import ipaddress
 import logging
 import socket
 import time
@@ -19,15 +21,18 @@ from typing import Any
 from aiosmtpd.smtp import Session
 
 from mailsms import __version__
+from mailsms.accounts import Account, verify_password
 from mailsms.address import SmsAddress, parse_address, redact
 from mailsms.compose import Composed, compose
 from mailsms.config import Config, QueueConfig
-from mailsms.errors import MailsmsError, NotReady, UnknownDomain
+from mailsms.errors import ConfigError, MailsmsError, NotReady, UnknownDomain
 from mailsms.ingest import Recipient, build_message, choose_gateway, new_queue_id, segment_for
 from mailsms.log import event
+from mailsms.policy import PolicyEngine, Request, Verdict
 from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
+from mailsms.store.accounts import get_account, record_sent
 from mailsms.store.reports import KeptOriginal
 from mailsms.store.sqlite import SqliteStore
 from replylog.origin import authenticated_sender
@@ -36,6 +41,7 @@ log = logging.getLogger("mailsms.server")
 
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
 REPLY_RCPT_OK = "250 2.1.5 recipient OK"
+REPLY_AUTH_NEEDS_TLS = "538 5.7.11 Encryption required for requested authentication mechanism"
 
 
 class Handler:
@@ -58,6 +64,7 @@ class Handler:
         self.references = ReferenceCounter(config.segment.reference_bits)
         self.inbound_wake: Callable[[], None] = _nothing  # the inbound pipeline's, once the daemon runs it
         self._gateway_ids = {g.id for g in config.gateways}
+        self.policy = PolicyEngine(config.policy, self.account, clock=clock)
 
     @property
     def message_size_limit(self) -> int:
@@ -69,19 +76,57 @@ class Handler:
             return "552 5.3.4 message size exceeds fixed maximum message size"
         return None
 
-    def check_rcpt(self, envelope: SmsEnvelope, address: str, params: dict[str, str]) -> str:
-        if len(envelope.accepted) >= self.config.server.max_recipients:
+    def account(self, user: str) -> Account | None:
+        """The account named ``user``, read now: a change made with ``mailsms accounts`` applies at once."""
+        if self.store is None:
+            return None
+        return get_account(self.store.conn, user)
+
+    async def check_rcpt(self, envelope: SmsEnvelope, address: str, params: dict[str, str]) -> str:
+        limit = self.config.server.max_recipients
+        if self.config.policy.max_recipients_per_message:
+            limit = min(limit, self.config.policy.max_recipients_per_message)
+        if len(envelope.accepted) >= limit:
             return REPLY_TOO_MANY_RECIPIENTS
         shown = redact(address)
+        sender = "" if envelope.mail_from in (None, "<>") else str(envelope.mail_from)
         try:
-            parsed = parse_address(address, self.config.address, default_maxmsgs=self.config.segment.maxmsgs)
+            trusted = self.policy.trusted(envelope.client)
+            parsed = parse_address(
+                address, self.config.address, default_maxmsgs=self.config.segment.maxmsgs, trusted=trusted
+            )
             self.check_gateway(parsed)
+            params_ = parsed.params
+            request = Request(
+                envelope.channel,  # type: ignore[arg-type]
+                envelope.client,
+                sender,
+                parsed.number,
+                user=params_.user or "",
+                password=params_.password.reveal() if params_.password is not None else None,
+                session_user=envelope.auth_user,
+                vouched=parsed.skip_authentication,
+                trusted=trusted,
+            )
+            name = envelope.auth_user or request.user
+            already = sum(1 for r in envelope.accepted if name and r.account == name)
+            verdict = await self.policy.check(request, already=already)
+            self.check_account_gateway(verdict)
         except MailsmsError as exc:
-            log.info("reject: RCPT to=<%s>: %s", shown, exc.reply())
+            log.info("reject: RCPT from=<%s> to=<%s> client=%s: %s", sender, shown, envelope.client, exc.reply())
             return exc.reply()
-        envelope.accepted.append(Recipient(address=parsed, shown=shown, dsn=params))
+        envelope.accepted.append(
+            Recipient(address=parsed, shown=shown, dsn=params, account=verdict.account, gateway=verdict.gateway,
+                      authenticated=verdict.authenticated)
+        )  # fmt: skip
         envelope.rcpt_tos.append(shown)
         return REPLY_RCPT_OK
+
+    def check_account_gateway(self, verdict: Verdict) -> None:
+        """An account's gateway must be configured (ConfigError, 451 4.3.5, until it is)."""
+        if verdict.gateway and verdict.gateway not in self._gateway_ids:
+            log.warning("account %r names gateway %r, which is not configured", verdict.account, verdict.gateway)
+            raise ConfigError(f"the gateway of account {verdict.account!r} is not configured")
 
     async def deliver(
         self, session: Session, envelope: SmsEnvelope, content: bytes, *, all_or_nothing: bool
@@ -99,9 +144,12 @@ class Handler:
         authenticated = authenticated_sender(content, envelope.mail_params)  # for the reply log
         for recipient in recipients:
             try:
-                rows.append(self._row(recipient, sender, composed, envelope, now, authenticated=authenticated))
+                row = self._row(recipient, sender, composed, envelope, now, authenticated=authenticated)
+                self.policy.charge_parts(sender, _verdict(recipient), len(row.parts))
+                rows.append(row)
                 replies.append("")
             except MailsmsError as exc:
+                log.info("reject: from=<%s> to=<%s>: %s", sender, recipient.shown, exc.reply())
                 replies.append(exc.reply())
         if all_or_nothing and any(replies):
             failure = next(r for r in replies if r)
@@ -112,6 +160,7 @@ class Handler:
                 await self.commit(rows, kept_original(rows, envelope.mail_params, content, self.config.queue))
             except MailsmsError as exc:
                 return [r or exc.reply() for r in replies]
+            await self.count_sent([r for r, reply in zip(recipients, replies, strict=True) if not reply], now)
         queued = iter(rows)
         result = []
         for reply in replies:
@@ -178,13 +227,27 @@ class Handler:
             recipient=recipient,
             text=text,
             segmentation=segmentation,
-            gateway=choose_gateway(address, self.config.gateways),
             envelope_dsn=envelope_dsn or {},
             headers=headers,
             auto_submitted=auto_submitted,
             delay_warning_time=self.config.queue.delay_warning_time,
-            authenticated=authenticated or address.skip_authentication,
+            authenticated=authenticated or recipient.authenticated or address.skip_authentication,
+            gateway=recipient.gateway or choose_gateway(address, self.config.gateways),
         )
+
+    async def count_sent(self, recipients: list[Recipient], now: float) -> None:
+        """Count committed messages against their accounts (after the commit: a failure here loses a count,
+        never a message)."""
+        counts: dict[str, int] = {}
+        for recipient in recipients:
+            if recipient.account:
+                counts[recipient.account] = counts.get(recipient.account, 0) + 1
+        if not counts or self.store is None:
+            return
+        try:
+            await self.store.write(functools.partial(record_sent, counts=counts, now=now))
+        except MailsmsError as exc:
+            log.warning("cannot count %d message(s) against their accounts: %s", sum(counts.values()), exc.reply())
 
     async def commit(self, rows: list[NewMessage], original: KeptOriginal | None = None) -> None:
         """Commit ``rows`` durably, then wake the scheduler; raises MailsmsError (QueueFull, NotReady, ...)."""
@@ -202,7 +265,52 @@ class Handler:
     ) -> list[str]:
         session.host_name = hostname
         extra = ["250-ENHANCEDSTATUSCODES", "250-PIPELINING", "250-DSN", f"250-SIZE {self.message_size_limit}"]
-        return [responses[0], *extra, *responses[1:]]
+        rest = responses[1:]
+        if not auth_allowed(server, session):
+            rest = [r for r in rest if not r.startswith("250-AUTH")]
+        return [responses[0], *extra, *rest]
+
+    def authenticate(self, server: Any, session: Session, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+        """aiosmtpd's authenticator for SMTP AUTH PLAIN/LOGIN: the session's account, or 535 5.7.8.
+
+        Allowed after STARTTLS or from loopback only (538 5.7.11 otherwise): a
+        password must not cross a network in clear.  The session keeps the
+        account's name, never the password.
+        """
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        if not auth_allowed(server, session):
+            return AuthResult(success=False, handled=False, message=REPLY_AUTH_NEEDS_TLS)
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        user = auth_data.login.decode("utf-8", "replace")
+        account = self.account(user)
+        password = auth_data.password.decode("utf-8", "replace")
+        # verify even for an unknown user (a dummy hash): the time taken tells nothing
+        ok = verify_password(account.password_hash if account else "", password)
+        client = session.peer[0] if isinstance(session.peer, tuple) else None
+        if not ok or account is None:
+            log.info("reject: AUTH %s from %s: 535 5.7.8 authentication failed for %r", mechanism, client, user[:64])
+            return AuthResult(success=False, handled=False)
+        log.info("AUTH %s from %s: account %r", mechanism, client, account.user)
+        return AuthResult(success=True, auth_data=account.user)
+
+
+def _verdict(recipient: Recipient) -> Verdict:
+    return Verdict(recipient.account, recipient.gateway, recipient.authenticated)
+
+
+def auth_allowed(server: Any, session: Session) -> bool:
+    """SMTP AUTH only over TLS or from this machine."""
+    if getattr(server, "_tls_protocol", None) is not None:
+        return True
+    peer = session.peer
+    if not isinstance(peer, tuple) or not peer:
+        return False
+    try:
+        return ipaddress.ip_address(str(peer[0]).split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
 
 
 def _nothing() -> None:
@@ -236,6 +344,9 @@ def protocol_factory(handler: Handler, lmtp: bool) -> Callable[[], asyncio.Proto
     hostname = _hostname()
     cls = GatewayLMTP if lmtp else GatewaySMTP
 
+    # SMTP AUTH on the SMTP listener only; Handler.authenticate allows it after STARTTLS or on loopback.
+    auth: dict[str, Any] = {} if lmtp else {"authenticator": handler.authenticate, "auth_require_tls": False}
+
     def make() -> asyncio.Protocol:
         proto: asyncio.Protocol = cls(
             handler,
@@ -243,6 +354,7 @@ def protocol_factory(handler: Handler, lmtp: bool) -> Callable[[], asyncio.Proto
             enable_SMTPUTF8=True,
             hostname=hostname,
             ident=f"mailsms {__version__}",
+            **auth,
         )
         return proto
 

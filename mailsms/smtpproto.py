@@ -24,6 +24,20 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 log = logging.getLogger("mailsms.server")
 
+
+def _quiet_aiosmtpd() -> None:
+    """aiosmtpd's ``mail.log`` logs every command line at INFO, ``RCPT TO:<...pass=...>`` included:
+    keep only its warnings, redacted."""
+    from mailsms.log import RedactingFilter
+
+    raw = logging.getLogger("mail.log")
+    raw.setLevel(logging.WARNING)
+    if not any(isinstance(f, RedactingFilter) for f in raw.filters):
+        raw.addFilter(RedactingFilter())
+
+
+_quiet_aiosmtpd()
+
 MAIL_PARAMS = frozenset({"SIZE", "BODY", "SMTPUTF8", "RET", "ENVID", "AUTH"})
 RCPT_PARAMS = frozenset({"NOTIFY", "ORCPT"})
 REPLY_SYNTAX_MAIL = "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]"
@@ -38,6 +52,9 @@ class SmsEnvelope(Envelope):
         self.mail_params: dict[str, str] = {}
         self.accepted: list[Any] = []  # the handler's parsed recipients, in RCPT order
         self.rcpt_params: list[dict[str, str]] = []
+        self.channel = "lmtp"  # or "smtp": which listener took the mail
+        self.client: str | None = None  # the peer's address
+        self.auth_user = ""  # the account authenticated by SMTP AUTH for this session
 
 
 class Policy(Protocol):
@@ -45,7 +62,7 @@ class Policy(Protocol):
 
     def check_mail(self, envelope: SmsEnvelope, sender: str, params: dict[str, str]) -> str | None: ...
 
-    def check_rcpt(self, envelope: SmsEnvelope, address: str, params: dict[str, str]) -> str: ...
+    async def check_rcpt(self, envelope: SmsEnvelope, address: str, params: dict[str, str]) -> str: ...
 
     async def deliver(
         self, session: Session, envelope: SmsEnvelope, content: bytes, *, all_or_nothing: bool
@@ -223,7 +240,13 @@ class GatewayMixin:
         if isinstance(params, str):
             await self.push(params)
             return
-        await self.push(self.event_handler.check_rcpt(self.envelope, address, params))
+        assert self.session is not None
+        self.envelope.channel = "lmtp" if self.lmtp else "smtp"
+        peer = self.session.peer
+        self.envelope.client = str(peer[0]) if isinstance(peer, tuple) and peer else None
+        auth = self.session.auth_data if self.session.authenticated else None
+        self.envelope.auth_user = auth if isinstance(auth, str) else ""
+        await self.push(await self.event_handler.check_rcpt(self.envelope, address, params))
 
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():

@@ -95,7 +95,10 @@ def _mailsms_error(request: web.Request, exc: MailsmsError) -> web.Response:
     status = http_status(exc)
     headers = {}
     if status in (429, 503):
-        headers["Retry-After"] = str(_RETRY_AFTER.get(type(exc), 30))
+        known = exc.retry_after
+        headers["Retry-After"] = (
+            RateLimiter.retry_after(known) if known is not None else str(_RETRY_AFTER.get(type(exc), 30))
+        )
     level = logging.WARNING if status >= 500 else logging.INFO
     log.log(level, "reject: %s %s from %s: %d %s %s", request.method, request.rel_url.raw_path, request.remote, status,
             exc.enhanced, exc.reason)  # fmt: skip

@@ -16,6 +16,7 @@ queue cannot take it (disk or database full).
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import re
@@ -29,7 +30,7 @@ from mailsms.errors import AuthFailed, BadAddressSyntax, BadContent, BadRequest
 from mailsms.form import FormFields, decode_utf8
 from mailsms.ingest import Recipient
 from mailsms.log import event
-from mailsms.values import in_networks
+from mailsms.policy import Request
 from mailsms.web_base import check_rate, read_fields, services
 
 log = logging.getLogger("mailsms.web")
@@ -51,42 +52,60 @@ async def send(request: web.Request) -> web.Response:
         fields = await read_fields(request)
     except BadRequest as exc:
         raise BadAddressSyntax(exc.reason) from None
-    trusted = in_networks(request.remote, found.config.web.trusted_networks)
-    user = _authenticate(fields, found.config.web.api_password, trusted)
+    handler = found.handler
+    engine = handler.policy
+    trusted = engine.trusted(request.remote, found.config.web.trusted_networks)
+    user, given = _credentials(fields)
+    # Accounts first; web.api_users (the stopgap before accounts) for names that are no account.
+    vouched = False
+    if user and handler.account(user) is None:
+        vouched = _legacy_user(found.config.web.api_password, user, given)
+    # Credentials are checked before the request is judged: without them a client learns nothing.
+    pre = Request("http", request.remote, "", "", user=user, password=given, vouched=vouched, trusted=trusted)
+    verdict, account = await engine.identify(pre)
     try:
         number, text, query = _request(fields)
     except BadRequest as exc:  # a parameter given twice, not UTF-8, ...: the address rules' code
         raise BadAddressSyntax(exc.reason) from None
     address = number_address(number, query, found.config.address, default_maxmsgs=MAXMSGS_CAP, trusted=trusted)
-    handler = found.handler
     handler.check_gateway(address)
+    engine.admit(dataclasses.replace(pre, number=address.number), verdict, account)
+    handler.check_account_gateway(verdict)
     shown = address.redacted()
     # A request with a valid user and pass vouches for reply=, as SMTP AUTH does (replylog.record).
-    recipient = Recipient(address=address, shown=shown)
-    row = handler.new_message(recipient, "", text, handler.clock(), authenticated=bool(user))
+    authenticated = bool(verdict.account) or vouched
+    recipient = Recipient(address=address, shown=shown, account=verdict.account, gateway=verdict.gateway,
+                          authenticated=authenticated)  # fmt: skip
+    now = handler.clock()
+    row = handler.new_message(recipient, "", text, now, authenticated=authenticated)
+    engine.charge_parts(f"[{request.remote}]", verdict, len(row.parts))
     await handler.commit([row])
+    await handler.count_sent([recipient], now)
+    user = verdict.account or (user if vouched else "")
     log.info(event(row.id, sender="", to=shown, relay=row.gateway, parts=len(row.parts), size=len(text),
                    client=request.remote, user=user or "-", status="queued"))  # fmt: skip
     return web.json_response({"queue_id": row.id, "parts": len(row.parts)})
 
 
-def _authenticate(fields: FormFields, password_of: Callable[[str], str | None], trusted: bool) -> str:
-    """The API user, "" for a trusted client without credentials; AuthFailed (401) otherwise."""
+def _credentials(fields: FormFields) -> tuple[str, str | None]:
+    """(user, pass) of a request; unreadable credentials are wrong credentials."""
     try:
         user = fields.text("user", max_length=256) or ""
-        given = fields.text("pass", max_length=1024) or ""
+        given = fields.text("pass", max_length=1024)
     except BadRequest:
-        user, given = "", "\0"  # unreadable credentials are wrong credentials
-    if not user and not given:
-        if trusted:
-            return ""
-        raise AuthFailed("authentication required: give user and pass")
-    expected = password_of(user) if user else None
-    # compare even for an unknown user, so that the time taken does not tell which users exist
-    same = hmac.compare_digest((expected or "\0").encode(), given.encode())
-    if expected is None or not same:
+        return "\0", "\0"
+    return user, given
+
+
+def _legacy_user(password_of: Callable[[str], str | None], user: str, given: str | None) -> bool:
+    """True for a user of ``web.api_users`` with the right password (compared in constant time);
+    AuthFailed for a wrong one."""
+    expected = password_of(user)
+    if expected is None:
+        return False
+    if not hmac.compare_digest(expected.encode(), (given or "").encode()):
         raise AuthFailed(f"authentication failed for user {user[:64]!r}: wrong user or pass")
-    return user
+    return True
 
 
 def _request(fields: FormFields) -> tuple[str, str, str]:

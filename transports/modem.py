@@ -19,177 +19,55 @@ the modem for good and is never given the PIN again: a file in the state
 directory remembers the refusal across restarts until ``pin`` changes.
 
 Incoming SMS are committed through the host's ``mo_sink`` and only then
-deleted from the SIM; one that cannot be decoded is saved under
-``<state>/modem/<gateway>/undecodable/`` before it is deleted.  Status
-reports are matched by reference, number and time (``modem_journal``).
+deleted from the SIM; status reports are matched to parts by reference,
+number and time (``transports.modem_inbox``, ``transports.modem_journal``).
+The keys and the PDU of a part are in ``transports.modem_options``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import os
-import re
 import shlex
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 from mailsms.errors import TransportDown
-from mailsms.schema import bounded, duration
-from mailsms.segment import gsm
-from mailsms.segment.pdu import encode_submit_pdu, encode_user_data, relative_validity
-from mailsms.segment.pdu_deliver import (
-    MTI_DELIVER,
-    MTI_STATUS_REPORT,
-    StatusReportPdu,
-    decode_deliver_pdu,
-    decode_status_report_pdu,
-    message_type,
-)
-from mailsms.segment.split import Encoding, Part
 from ndr import codes
-from transports.base import (
-    DeliveryReport,
-    IncomingSms,
-    Outcome,
-    OutgoingPart,
-    OutgoingSms,
-    PartResult,
-    TransportContext,
-)
+from transports.base import Outcome, OutgoingPart, OutgoingSms, PartResult, TransportContext
 from transports.modem_at import AtChannel, AtError, CommandFailed, ModemTimeout, PortLost
 from transports.modem_dialogue import Dialogue, DialogueSettings, ModemInfo, SimProblem
+from transports.modem_inbox import Inbox
 from transports.modem_journal import Journal, Sent
-from transports.modem_replies import (
-    error_verdict,
-    parse_index,
-    parse_list,
-    parse_memory,
-    parse_read,
-    parse_reference,
+from transports.modem_options import (
+    MAX_SWEEP_INTERVAL,
+    PIN_REFUSED,
+    Options,
+    build_pdu,
+    modem_dir,
+    pin_refused_before,
+    remember_refused_pin,
 )
+from transports.modem_replies import error_verdict, parse_reference
+
+__all__ = [
+    "MAX_SWEEP_INTERVAL",
+    "PIN_REFUSED",
+    "ModemTransport",
+    "Options",
+    "build_pdu",
+    "create",
+    "modem_dir",
+    "pin_refused_before",
+    "remember_refused_pin",
+]
 
 log = logging.getLogger("mailsms.modem")
 
 MAX_REOPEN_DELAY = 60.0
 POWER_CYCLE_TIMEOUT = 60.0
 SEND_ATTEMPTS = 2  # a part whose send timed out goes out again once the modem is back
-_CODING = {"gsm7": 0, "binary": 1, "ucs2": 2}
-_DCS = {"gsm7": 0x00, "binary": 0x04, "ucs2": 0x08}
-_STORAGES = ("SM", "ME", "MT", "SR", "BM")
-PIN_REFUSED = "pin-refused"
-
-
-@dataclass(frozen=True)
-class Options:
-    """``[[gateway]] type = "modem"``: the port, the SIM, timeouts and recovery."""
-
-    device: str = ""  # /dev/ttyUSB0, /dev/serial/by-id/...
-    baudrate: int = bounded(115200, 300, 4_000_000)
-    pin: str = field(default="", repr=False)  # entered once when the SIM asks; never retried when refused
-    smsc: str = ""  # service centre number set with AT+CSCA; "" keeps the SIM's
-    init: tuple[str, ...] = ()  # extra AT commands after ATZ/ATE0/AT+CMEE=1
-    read_timeout: float = duration("16s")  # for every answer, the "> " prompt and +CMGS
-    send_delay: float = duration(0)  # pause after each part sent
-    report: bool = False  # ask for status reports (TP-SRR) and turn them into delivered/failed
-    validity: float = duration(0)  # TP-VP; 0 leaves it to the service centre
-    sweep_interval: float = duration("10s")  # AT+CMGL=4 at least this often
-    max_failures: int = bounded(3, 1, 100)  # failed sends in a row before the modem is reopened
-    reopen_delay: float = duration("2s")  # before reopening; doubles up to a minute
-    power_cycle: str = ""  # command run before the second and later reopen attempts
-    cnmi: str = ""  # AT+CNMI setting; "" tries 2,1,0,2,0 then fallbacks
-    storage: str = "SM"  # AT+CPMS memory for reading and receiving
-
-    def validate(self) -> list[tuple[str, str]]:
-        """Problems as ``(key, message)``."""
-        problems: list[tuple[str, str]] = []
-        if not self.device:
-            problems.append(("device", "required: the modem's serial port, e.g. /dev/ttyUSB0"))
-        if self.pin and not re.fullmatch(r"[0-9]{4,8}", self.pin):
-            problems.append(("pin", "must be 4 to 8 digits"))
-        if self.smsc and not re.fullmatch(r"\+?[0-9]{3,20}", self.smsc):
-            problems.append(("smsc", "must be a number such as +491722270333"))
-        for index, command in enumerate(self.init):
-            if not command.upper().startswith("AT") or not command.isprintable():
-                problems.append((f"init[{index}]", "must be one AT command line, e.g. AT+CFUN=1"))
-        for key in ("read_timeout", "sweep_interval", "reopen_delay"):
-            if getattr(self, key) <= 0:
-                problems.append((key, "must be more than 0"))
-        if self.validity > 63 * 7 * 86400:
-            problems.append(("validity", "at most 63 weeks"))
-        if self.cnmi and not re.fullmatch(r"[0-9](,[0-9]){0,4}", self.cnmi):
-            problems.append(("cnmi", "must be AT+CNMI values such as 2,1,0,2,0"))
-        if self.storage not in _STORAGES:
-            problems.append(("storage", f"must be one of {', '.join(_STORAGES)}"))
-        if self.power_cycle:
-            try:
-                shlex.split(self.power_cycle)
-            except ValueError as exc:
-                problems.append(("power_cycle", f"cannot be split into words: {exc}"))
-        return problems
-
-
-def _part(sms: OutgoingSms, part: OutgoingPart) -> Part:
-    if sms.encoding == "binary":
-        data = part.data or b""
-    elif sms.encoding == "ucs2":
-        data = part.text.encode("utf-16-be")
-    else:
-        septets = gsm.to_septets(part.text)
-        if septets is None:
-            raise ValueError("the part's text is not GSM 03.38")
-        data = septets.encode("ascii")
-    return Part(part.text, part.udh, len(data), data)
-
-
-def build_pdu(sms: OutgoingSms, part: OutgoingPart, options: Options) -> bytes:
-    """The SMS-SUBMIT for one part (SMSC length 0: the modem's own); ValueError when it cannot be made."""
-    if sms.encoding not in _DCS:
-        raise ValueError(f"unknown encoding {sms.encoding!r}")
-    encoding: Encoding = "ucs2" if sms.encoding == "ucs2" else "binary" if sms.encoding == "binary" else "gsm7"
-    segment = _part(sms, part)
-    if len(encode_user_data(segment, encoding)[1]) > 140:
-        raise ValueError(f"part {part.seq} is longer than the 140 octets of an SMS")
-    dcs = sms.dcs if sms.dcs is not None else _DCS[encoding] | (0x10 if sms.flash else 0)
-    validity = relative_validity(options.validity) if options.validity else None
-    report = options.report or sms.report
-    return encode_submit_pdu(
-        sms.to, segment, encoding, dcs=dcs, pid=sms.pid or 0, status_report=report, validity=validity
-    )
-
-
-def _safe_name(gateway_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", gateway_id) or "_"
-
-
-def modem_dir(state_dir: Path, gateway_id: str) -> Path:
-    """Where a modem gateway keeps its journal, its refused PIN and what it could not decode."""
-    return state_dir / "modem" / _safe_name(gateway_id)
-
-
-def _pin_digest(gateway_id: str, pin: str) -> str:
-    return hashlib.sha256(f"{gateway_id}\0{pin}".encode()).hexdigest()
-
-
-def pin_refused_before(directory: Path, gateway_id: str, pin: str) -> bool:
-    """Whether the SIM refused exactly this PIN before (a file in ``directory`` remembers it)."""
-    try:
-        digest = (directory / PIN_REFUSED).read_text(encoding="ascii").strip()
-    except OSError:
-        return False
-    return digest == _pin_digest(gateway_id, pin)
-
-
-def remember_refused_pin(directory: Path, gateway_id: str, pin: str) -> None:
-    """Remember that the SIM refused ``pin``, so that no restart enters it again; raises OSError."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    (directory / PIN_REFUSED).write_text(_pin_digest(gateway_id, pin) + "\n", encoding="ascii")
 
 
 class ModemTransport:
@@ -208,12 +86,10 @@ class ModemTransport:
         self._channel = AtChannel(options.device, options.baudrate, self._on_urc, self.name)
         self._channel.on_lost = self._mark_down
         self._lock = asyncio.Lock()
+        self.inbox = Inbox(self._channel, self._lock, options, context, self.journal, clock=clock)
         self._ready = asyncio.Event()
         self._gone = asyncio.Event()  # closed, or stopped for good
         self._wakeup = asyncio.Event()
-        self._events: deque[tuple[str, str]] = deque()
-        self._orphans: list[tuple[float, StatusReportPdu]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._sweep_at = 0.0
         self._failures = 0
@@ -221,7 +97,6 @@ class ModemTransport:
         self.stopped = ""  # why the modem stopped for good
         self.info = ModemInfo()
         self.reopened = 0  # successful recoveries, for tests and logs
-        self._warned_no_sink = False
 
     @property
     def detects_duplicates(self) -> bool:
@@ -238,9 +113,11 @@ class ModemTransport:
     # -- life -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open and initialise the modem; TransportDown only for a SIM that needs a person.
+        """Open and initialise the modem; TransportDown only when the state directory is unusable.
 
         A modem that is missing or silent is not fatal: the runner keeps trying.
+        A SIM that needs a person (a refused PIN, a PUK) stops this modem with an
+        error, not the daemon: messages for it wait in the queue with the reason.
         """
         try:
             await asyncio.to_thread(self.journal.load, self._clock())
@@ -249,12 +126,12 @@ class ModemTransport:
         if pin_refused_before(self.directory, self.gateway_id, self.options.pin):
             marker = self.directory / PIN_REFUSED
             self._stop_for_good(f"the SIM refused this PIN before; not trying it again (change pin or remove {marker})")
-            raise TransportDown(f"{self.name}: {self.stopped}")
+            return
         try:
             await self._bring_up()
         except SimProblem as exc:
             self._stop_for_good(str(exc), pin_refused=exc.pin_refused)
-            raise TransportDown(f"{self.name}: {exc}") from None
+            return
         except (AtError, OSError, ValueError) as exc:
             self._mark_down(str(exc))
             log.warning("%s: not ready (%s); trying again in the background", self.name, exc)
@@ -269,10 +146,7 @@ class ModemTransport:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         await self._channel.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.inbox.close()
 
     async def _bring_up(self) -> None:
         await self._channel.close()
@@ -288,6 +162,7 @@ class ModemTransport:
             await self._channel.close()
             raise
         info = self.info
+        self.inbox.own_number = info.own_number
         log.info("%s: ready on %s: %s %s, IMEI %s, signal %s, %s, SMSC %s, storage %s", self.name,
                  self.options.device, info.manufacturer or "?", info.model or "?", info.imei or "?", info.signal,
                  info.registration, info.smsc or "?", info.storage or "?")  # fmt: skip
@@ -325,15 +200,15 @@ class ModemTransport:
                 continue
             self._wakeup.clear()
             wait = self._sweep_at - loop.time()
-            if not self._events and wait > 0:
+            if not self.inbox.events and wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), min(wait, self.options.read_timeout))
             if self._gone.is_set() or not self._ready.is_set():
                 continue
             try:
-                await self._handle_events()
+                await self.inbox.handle_events(self._ready.is_set)
                 if loop.time() >= self._sweep_at:
-                    await self._sweep()
+                    await self.inbox.sweep()
                     self._sweep_at = loop.time() + self.options.sweep_interval
             except (ModemTimeout, PortLost) as exc:
                 self._mark_down(str(exc))
@@ -343,7 +218,7 @@ class ModemTransport:
             except Exception:  # a bug must not leave the modem unattended: start it afresh
                 log.exception("%s: unexpected error", self.name)
                 self._mark_down("unexpected error")
-            self._expire_orphans(loop.time())
+            self.inbox.expire_orphans(loop.time())
 
     async def _recover(self) -> bool:
         """Close, wait, (power-cycle,) reopen and re-initialise until it works; False when closing or stopped."""
@@ -429,6 +304,9 @@ class ModemTransport:
                 return self._send_failed(part.seq, exc)
             except (ModemTimeout, PortLost) as exc:
                 reason = str(exc)
+                if isinstance(exc, ModemTimeout) and exc.after_pdu:
+                    log.warning("%s: %s part %d: no +CMGS after the PDU; it is sent again once the modem is "
+                                "back and may arrive twice", self.name, sms.queue_id, part.seq)  # fmt: skip
                 self._mark_down(reason)
                 continue
             return await self._sent(sms, part.seq, parse_reference(reply.lines))
@@ -462,7 +340,7 @@ class ModemTransport:
             await asyncio.to_thread(self.journal.record, sent)
         except OSError as exc:  # the part is out: say so, even if a crash now could send it again
             log.error("%s: cannot write the journal %s: %s", self.name, self.journal.path, exc.strerror)
-        self._rematch_orphans()
+        self.inbox.rematch_orphans()
         if self.options.send_delay:
             await asyncio.sleep(self.options.send_delay)
         return PartResult(seq, Outcome.SUBMITTED, message_id=message_id)
@@ -484,189 +362,8 @@ class ModemTransport:
     # -- receiving ----------------------------------------------------------------------
 
     def _on_urc(self, line: str, pdu: str) -> None:
-        if line.startswith(("+CMTI:", "+CDSI:")):
-            index = parse_index(line)
-            if index is not None:
-                memory = parse_memory(line) or self.options.storage
-                self._events.append(("read", f"{memory},{index}"))
-        elif line.startswith("+CDS:"):
-            self._events.append(("report", pdu))
-        elif line.startswith("+CMT:"):
-            self._events.append(("deliver", pdu))
-        else:
-            log.debug("%s: unsolicited %s", self.name, line)
-            return
-        self._wakeup.set()
-
-    async def _handle_events(self) -> None:
-        while self._events and self._ready.is_set():
-            kind, value = self._events.popleft()
-            if kind == "read":
-                memory, _, index = value.partition(",")
-                await self._read_indicated(memory, int(index))
-            elif kind == "report":
-                self._report_pdu(value)
-            else:
-                await self._deliver(value)  # shown directly, never stored: nothing to delete
-
-    async def _read_indicated(self, memory: str, index: int) -> None:
-        """Read, commit and delete the message an indication named (in another memory: switch there and back)."""
-        other = memory != self.options.storage
-        try:
-            if other:
-                async with self._lock:
-                    await self._channel.command(f'AT+CPMS="{memory}"', self.options.read_timeout)
-            async with self._lock:
-                reply = await self._channel.command(f"AT+CMGR={index}", self.options.read_timeout)
-            await self._stored(index, parse_read(reply.lines))
-        except CommandFailed as exc:  # already read and deleted (the sweep was first), or no such memory
-            log.info("%s: nothing read at %s %d: %s", self.name, memory, index, exc.line)
-        finally:
-            if other and self._channel.is_open:
-                async with self._lock:
-                    own = self.options.storage
-                    await self._channel.command(f'AT+CPMS="{own}","{own}","{own}"', self.options.read_timeout)
-
-    async def _sweep(self) -> None:
-        async with self._lock:
-            reply = await self._channel.command("AT+CMGL=4", self.options.read_timeout)
-        entries = parse_list(reply.lines)
-        log.debug("%s: %d message(s) stored on the SIM", self.name, len(entries))
-        for index, listed in entries:
-            pdu = listed
-            if pdu is None:  # the listing was garbled: read this one alone
-                async with self._lock:
-                    again = await self._channel.command(f"AT+CMGR={index}", self.options.read_timeout)
-                pdu = parse_read(again.lines)
-            await self._stored(index, pdu)
-
-    async def _stored(self, index: int, pdu_hex: str | None) -> None:
-        """One message read from storage: commit or apply it, then delete it."""
-        if pdu_hex is None:
-            return  # nothing at that index (already deleted)
-        try:
-            kind = message_type(bytes.fromhex(pdu_hex))
-        except ValueError:
-            kind = -1
-        if kind == MTI_STATUS_REPORT:
-            self._report_pdu(pdu_hex)
-        elif kind in (MTI_DELIVER, -1):
-            if not await self._deliver(pdu_hex):
-                return  # kept on the SIM; the next sweep tries again
-        else:
-            return  # an outgoing message someone stored: not ours to delete
-        async with self._lock:
-            try:
-                await self._channel.command(f"AT+CMGD={index}", self.options.read_timeout)
-            except CommandFailed as exc:
-                log.warning("%s: cannot delete message %d: %s", self.name, index, exc.line)
-
-    async def _deliver(self, pdu_hex: str) -> bool:
-        """Commit one SMS-DELIVER through ``mo_sink``; True once it is safe to delete."""
-        sink = self._context.mo_sink
-        if sink is None:
-            if not self._warned_no_sink:
-                log.warning("%s: nobody takes incoming SMS here: they stay on the SIM", self.name)
-                self._warned_no_sink = True
-            return False
-        try:
-            pdu = bytes.fromhex(pdu_hex)
-            deliver = decode_deliver_pdu(pdu)
-        except ValueError as exc:
-            return await asyncio.to_thread(self._quarantine, pdu_hex, str(exc))
-        data = deliver.data if deliver.encoding == "binary" else None
-        text = deliver.text
-        if data is not None:
-            with contextlib.suppress(UnicodeDecodeError):
-                text = data.decode("utf-8")
-        incoming = IncomingSms(
-            gateway_id=self.gateway_id, sender=deliver.sender, text=text.replace("\x00", ""),
-            to=self.info.own_number, udh=deliver.udh, coding=_CODING[deliver.encoding], data=data,
-            smsc_id="pdu-" + hashlib.sha256(pdu).hexdigest()[:32], sent=deliver.timestamp,
-        )  # fmt: skip
-        try:
-            await sink(incoming)
-        except Exception as exc:
-            log.warning("%s: incoming SMS from %s not committed (%s); it stays on the SIM", self.name,
-                        deliver.sender, exc)  # fmt: skip
-            return False
-        return True
-
-    def _quarantine(self, pdu_hex: str, reason: str) -> bool:
-        folder = self.directory / "undecodable"
-        digest = hashlib.sha256(pdu_hex.encode("ascii", "replace")).hexdigest()[:16]
-        path = folder / f"{int(self._clock() * 1000)}-{digest}.pdu"
-        try:
-            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with open(path, "w", encoding="ascii", errors="replace") as file:
-                file.write(f"{pdu_hex}\n# {reason}\n")
-                file.flush()
-                os.fsync(file.fileno())
-        except OSError as exc:
-            log.error("%s: undecodable SMS (%s) kept on the SIM: cannot save it: %s", self.name, reason, exc.strerror)
-            return False
-        log.warning("%s: undecodable SMS saved to %s (%s)", self.name, path, reason)
-        return True
-
-    # -- status reports -------------------------------------------------------------------
-
-    def _report_pdu(self, pdu_hex: str) -> None:
-        try:
-            report = decode_status_report_pdu(bytes.fromhex(pdu_hex))
-        except ValueError as exc:
-            log.warning("%s: undecodable status report ignored: %s", self.name, exc)
-            return
-        if not self._apply_report(report):
-            self._orphans.append((asyncio.get_running_loop().time(), report))
-
-    def _apply_report(self, report: StatusReportPdu) -> bool:
-        sent = self.journal.match(report.reference, report.recipient, report.submitted)
-        if sent is None:
-            return False
-        if sent.final:
-            log.info("%s: repeated status report for %s ignored", self.name, sent.message_id)
-            return True
-        verdict = codes.tp_status(report.status)
-        if not verdict.final:
-            log.info("%s: %s: status report: %s", self.name, sent.message_id, verdict.text)
-            return True
-        sent.final = True
-        delivered = verdict.outcome == codes.DELIVERED
-        dlr = DeliveryReport(
-            gateway_id=self.gateway_id, message_id=sent.message_id, delivered=delivered,
-            reason=f"status report: {verdict.text} (TP-ST 0x{report.status:02X})",
-            dsn="" if delivered else verdict.status,
-        )  # fmt: skip
-        self._spawn(self._deliver_report(sent, dlr))
-        return True
-
-    async def _deliver_report(self, sent: Sent, dlr: DeliveryReport) -> None:
-        try:
-            await asyncio.to_thread(self.journal.mark_final, sent)
-        except OSError as exc:
-            log.error("%s: cannot write the journal %s: %s", self.name, self.journal.path, exc.strerror)
-        try:
-            await self._context.report_sink(dlr)
-        except Exception:
-            log.exception("%s: the report sink failed for %s", self.name, dlr.message_id)
-
-    def _rematch_orphans(self) -> None:
-        self._orphans = [(t, r) for t, r in self._orphans if not self._apply_report(r)]
-
-    def _expire_orphans(self, now: float) -> None:
-        keep: list[tuple[float, StatusReportPdu]] = []
-        for arrived, report in self._orphans:
-            if now - arrived < 2 * self.options.read_timeout:
-                keep.append((arrived, report))
-            else:
-                log.info("%s: status report for unknown reference %d (recipient %s) ignored", self.name,
-                         report.reference, report.recipient or "?")  # fmt: skip
-        self._orphans = keep
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if self.inbox.on_urc(line, pdu):
+            self._wakeup.set()
 
 
 def create(options: Options, context: TransportContext) -> ModemTransport:

@@ -33,6 +33,7 @@ TWO_LINE_URCS = ("+CDS:", "+CMT:", "+CBM:")
 FINAL_ERRORS = ("ERROR", "+CMS ERROR:", "+CME ERROR:", "COMMAND NOT SUPPORT", "TOO MANY PARAMETERS", "NO CARRIER")
 MAX_BUFFER = 65_536  # bytes without a line end before the buffer is thrown away as noise
 _NOISE = "".join(map(chr, [*range(0x20), *range(0x7F, 0x100)]))
+_NOISE_BYTES = _NOISE.encode("latin-1")
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 UrcHandler = Callable[[str, str], None]  # (line, the PDU line of a two-line result or "")
@@ -58,6 +59,7 @@ class ModemTimeout(AtError):
 
     def __init__(self, command: str, timeout: float, silent: bool) -> None:
         self.silent = silent
+        self.after_pdu = False  # AT+CMGS: the PDU was written, so the SMS may have gone out
         what = "no answer" if silent else "no final answer"
         super().__init__(f"{command}: {what} within {timeout:g}s")
 
@@ -205,7 +207,7 @@ class AtChannel:
         while True:
             pending = self._pending
             if pending is not None and pending.prompt is not None and not pending.prompt.done():
-                start = len(self._buffer) - len(self._buffer.lstrip(b"\r\n"))
+                start = len(self._buffer) - len(self._buffer.lstrip(_NOISE_BYTES))
                 if self._buffer[start : start + 1] == b">":
                     end = start + (2 if self._buffer[start + 1 : start + 2] == b" " else 1)
                     del self._buffer[:end]
@@ -240,7 +242,7 @@ class AtChannel:
                 self.on_urc(line, "")
             return
         if pending is None:
-            log.info("%s: unexpected line ignored: %r", self.name, line[:80])
+            log.debug("%s: unexpected line ignored: %r", self.name, line[:80])
             return
         if line == "OK":
             self._pending = None
@@ -271,7 +273,11 @@ class AtChannel:
         assert pending.prompt is not None
         await self._wait(pending, pending.prompt, timeout)
         await self._write(pdu_hex.encode("ascii") + b"\x1a")
-        await self._wait(pending, pending.done, timeout)
+        try:
+            await self._wait(pending, pending.done, timeout)
+        except ModemTimeout as exc:
+            exc.after_pdu = True
+            raise
         return pending.done.result()
 
     async def write_raw(self, data: bytes) -> None:
@@ -348,5 +354,6 @@ def _fail(pending: _Pending, exc: Exception) -> None:
 
 
 def _strerror(exc: Exception) -> str:
-    inner = exc.args[1] if len(exc.args) > 1 else None
-    return str(inner or exc)
+    """pyserial's "could not open port X: [Errno 2] ..." as "No such file or directory"."""
+    code = exc.args[0] if exc.args else None
+    return os.strerror(code) if isinstance(code, int) else str(exc)

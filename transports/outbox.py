@@ -162,10 +162,6 @@ class _Write:
 class OutboxTransport:
     """Writes ``<queue-id>.json`` files into one directory."""
 
-    # Submits the scheduler may have in flight at once (instead of queue.concurrency):
-    # they are written as one batch, so more at once costs less per message.
-    concurrency = 64
-
     def __init__(self, directory: Path, gateway_id: str) -> None:
         self.gateway_id = gateway_id
         self.directory = directory

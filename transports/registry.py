@@ -24,6 +24,7 @@ _MODULES: dict[str, str] = {
     "http": "transports.http",
     "kannel": "transports.kannel",
     "modem": "transports.modem",
+    "smstools": "transports.smstools",
 }
 
 

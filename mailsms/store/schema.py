@@ -5,7 +5,8 @@ needs in one transaction, so a database is at version N completely or not
 at all: 1 is the queue (``message``, ``part``), 2 adds the inbound store,
 3 adds delivery status notifications (``mailsms.store.reports``) and the
 mail-out queue (``mailsms.store.mailout``), 4 adds replies by SMS (the reply
-log and the inbound pipeline's indexes, ``mailsms.store.inbound_flow``).
+log and the inbound pipeline's indexes, ``mailsms.store.inbound_flow``),
+5 adds accounts (``mailsms.store.accounts``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import sqlite3
 
 import sqlite_utils
 
+from mailsms.store.accounts import create_accounts_schema
 from mailsms.store.inbound import create_inbound_schema
 from mailsms.store.inbound_flow import create_replies_schema
 from mailsms.store.mailout import create_mailout_schema
 from mailsms.store.reports import create_report_schema
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -40,6 +42,8 @@ def create_schema(conn: sqlite3.Connection) -> None:
             create_mailout_schema(db, conn)
         if version < 4:
             create_replies_schema(conn)
+        if version < 5:
+            create_accounts_schema(conn)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")

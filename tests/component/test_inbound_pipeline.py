@@ -12,6 +12,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import dkim
 import pytest
@@ -20,6 +21,7 @@ from mailsms.config import Config, MailoutConfig
 from mailsms.daemon import Daemon
 from mailsms.dkim_sign import generate_key
 from mailsms.errors import ConfigError
+from mailsms.inbound_mail import SmsMail
 from mailsms.store.inbound import NewInbound, insert_inbound
 from mailsms.store.sqlite import SqliteStore
 from replylog.links import ReplyLink
@@ -42,6 +44,7 @@ from tests.support.replies import (
 )
 from tests.support.scheduling import concatenation_udh
 from tests.support.wait import async_wait_until
+from tests.support.web import call
 
 POSTMASTER = "postmaster@mail.example.test"
 
@@ -260,3 +263,58 @@ async def test_an_unusable_dkim_key_stops_the_start_with_its_key_named(config: C
     with pytest.raises(ConfigError, match=r"mailout\.dkim_key_file"):
         await daemon.start()
     assert daemon.store is None
+
+
+async def test_a_send_api_request_with_reply_makes_the_link_to_that_mailbox(replies: Daemon, state_dir: Path) -> None:
+    team = "team@example.com"  # reply= must be deliverable: not a .test domain
+    answer = await call(replies, f"/sms/?number=%2B15557654321&data=Call+me&reply={team}")
+    assert answer.status == 200, answer.body
+    (link,) = await wait_links(replies, 1, number="+15557654321")
+    assert (link.mailbox, link.message_id) == (team, "")
+    await inject(replies, "+15557654321", "Calling you now")
+    (mail,) = await wait_mail(state_dir, team)
+    assert mail["Subject"] == "SMS from +15557654321" and "In-Reply-To" not in mail
+
+
+async def test_line_breaks_in_an_sms_and_an_alphanumeric_sender_cannot_add_headers(
+    config: Config, state_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailsms.inbound")
+    daemon = await started(with_replies(config, unmatched_recipient=POSTMASTER, subject_template="{from}: {text}"))
+    try:
+        await inject(daemon, "My Bank", "Bcc: mallory@evil.example\r\n\r\nYour code is 1234")
+        (mail,) = await wait_mail(state_dir, POSTMASTER)
+    finally:
+        await daemon.stop()
+    assert set(mail.keys()) == {"Return-Path", "Delivered-To", "From", "To", "Subject", "Date", "Message-ID",
+                                "MIME-Version", "Content-Type", "Content-Transfer-Encoding"}  # fmt: skip
+    assert mail["Subject"] == "My Bank: Bcc: mallory@evil.example"
+    (sender,) = mail["From"].addresses
+    assert (sender.display_name, sender.username) == ("My Bank", "sms:MyBank")
+    assert mail.get_content() == "Bcc: mallory@evil.example\n\nYour code is 1234\n"
+    assert sms_to(state_dir, "My Bank") == []
+
+
+async def test_an_sms_the_pipeline_fails_on_is_held_and_the_next_one_goes_through(
+    config: Config, state_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import mailsms.inbound
+
+    real = mailsms.inbound.compose_mail
+
+    def fails_once(mail: SmsMail, *args: Any, **kwargs: Any) -> bytes:
+        if mail.text == "poison":
+            raise RuntimeError("a bug")
+        return real(mail, *args, **kwargs)
+
+    monkeypatch.setattr(mailsms.inbound, "compose_mail", fails_once)
+    daemon = await started(with_replies(config, unmatched_recipient=POSTMASTER))
+    try:
+        bad = await inject(daemon, NUMBER, "poison")
+        good = await inject(daemon, NUMBER, "fine")
+        assert await wait_settled(daemon, bad) == ("hold", "")
+        assert await wait_settled(daemon, good) == ("mailed", POSTMASTER)
+    finally:
+        await daemon.stop()
+    assert f"{bad}: the inbound pipeline failed on this SMS; it is kept on hold" in caplog.text
+    assert "RuntimeError: a bug" in caplog.text

@@ -19,12 +19,12 @@ from smspdudecoder.fields import SMSSubmit
 from mailsms.cli import main
 from mailsms.config import Config, GatewayConfig
 from mailsms.daemon import Daemon
-from mailsms.errors import TransportDown
 from mailsms.segment import Part, split_text
 from mailsms.segment.pdu import decode_submit_pdu
 from mailsms.segment.pdu_deliver import encode_deliver_pdu, encode_status_report_pdu
 from mailsms.store.inbound import list_inbound
 from tests.fakes.modem import FakeModem
+from tests.support.lmtp import LmtpClient
 from tests.support.wait import async_wait_until
 from transports.base import DeliveryReport, IncomingSms, Outcome, OutgoingPart, OutgoingSms, TransportContext
 from transports.modem import ModemTransport, Options
@@ -269,15 +269,19 @@ async def test_garbage_bytes_on_the_line_do_not_stop_the_modem(fake: FakeModem, 
 # -- the SIM ---------------------------------------------------------------------------------------
 
 
-async def test_a_wrong_pin_stops_with_a_clear_error_and_no_retries(fake: FakeModem, tmp_path: Path, host: Host) -> None:
+async def test_a_wrong_pin_stops_with_a_clear_error_and_no_retries(
+    fake: FakeModem, tmp_path: Path, host: Host, logs: pytest.LogCaptureFixture
+) -> None:
     quirky(fake, pin="1234")
-    with pytest.raises(TransportDown, match="refused the PIN"):
-        async with modem(fast(fake.link, pin="9999"), tmp_path, host):
-            pass
+    async with modem(fast(fake.link, pin="9999"), tmp_path, host) as transport:
+        assert "refused the PIN" in transport.stopped
+        result = (await transport.submit(message("waits in the queue")))[0]
+    assert (result.outcome, result.dsn) == (Outcome.TEMPORARY, "4.3.5")
+    assert "stopped: the SIM refused the PIN (+CME ERROR: 16)" in result.reason
+    assert any(r.levelno == logging.ERROR and "refused the PIN" in r.getMessage() for r in logs.records)
     assert fake.pin_attempts == 1
-    with pytest.raises(TransportDown, match="refused this PIN before"):  # a restart does not try it again
-        async with modem(fast(fake.link, pin="9999"), tmp_path, host):
-            pass
+    async with modem(fast(fake.link, pin="9999"), tmp_path, host) as transport:  # a restart does not try again
+        assert "refused this PIN before" in transport.stopped
     assert fake.pin_attempts == 1
     async with modem(fast(fake.link, pin="1234"), tmp_path, host) as transport:  # a new PIN is tried
         assert transport.ready
@@ -286,9 +290,8 @@ async def test_a_wrong_pin_stops_with_a_clear_error_and_no_retries(fake: FakeMod
 
 async def test_a_sim_asking_for_a_pin_without_one_configured_stops(fake: FakeModem, tmp_path: Path, host: Host) -> None:
     quirky(fake, pin="1234")
-    with pytest.raises(TransportDown, match="none is configured"):
-        async with modem(fast(fake.link), tmp_path, host):
-            pass
+    async with modem(fast(fake.link), tmp_path, host) as transport:
+        assert "none is configured" in transport.stopped
     assert fake.pin_attempts == 0
 
 
@@ -337,6 +340,32 @@ async def test_two_part_mo_out_of_order_reaches_the_daemons_inbound_store(fake: 
         ("gsm1", "+4917012345", "+15550001111", "world", "050003070202"),
         ("gsm1", "+4917012345", "+15550001111", "Hello ", "050003070201"),
     ]
+
+
+async def test_mail_through_the_daemon_goes_out_by_modem_and_its_reports_come_back(
+    fake: FakeModem, config: Config
+) -> None:
+    gateway = GatewayConfig("gsm1", "modem", fast(fake.link, report=True))
+    daemon = Daemon(dataclasses.replace(config, gateways=(gateway,)))
+    await daemon.start()
+    try:
+        lmtp = daemon.bound["lmtp"]
+        client = await LmtpClient.connect(lmtp.host, lmtp.port)
+        await client.command("LHLO test")
+        body = b"From: a@example.com\r\nSubject: x\r\n\r\n" + b"Meet me at the station. " * 10
+        _, _, replies = await client.send("a@example.com", ['"sms:+15551234567?maxmsgs=3"@example.com'], body)
+        await client.close()
+        assert [r.code for r in replies] == [250]
+        assert daemon.store is not None
+        store = daemon.store
+
+        def states() -> list[str]:
+            return [p.state for m in store.conn.execute("SELECT id FROM message") for p in store.load(m[0]).parts]
+
+        await async_wait_until(lambda: states() == ["delivered", "delivered"], timeout=10, what="both delivered")
+    finally:
+        await daemon.stop()
+    assert [decode_submit_pdu(pdu).destination for pdu in fake.sent] == ["+15551234567"] * 2
 
 
 async def test_an_mo_stays_on_the_sim_until_it_is_committed(fake: FakeModem, tmp_path: Path, host: Host) -> None:

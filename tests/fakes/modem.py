@@ -326,7 +326,7 @@ class FakeModem:
             self.hung = True
             return
         self._pdu_mode = int(value.lstrip("="))
-        self._write("\r\n> ")
+        self._write(self.quirks.garbage + b"\r\n> ")
 
     def _submitted(self, length: int, pdu_hex: str) -> None:
         self.sends += 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailsms.segment import split_text
 from mailsms.segment.pdu import decode_submit_pdu
@@ -53,6 +55,28 @@ def test_channel_throws_away_endless_noise() -> None:
     channel = AtChannel("/dev/null", 115200, lambda line, pdu: None, "test")
     channel.feed(b"\xff" * 70_000)
     channel.feed(b'\r\n+CMTI: "SM",1\r\n')  # still works afterwards
+
+
+def _urcs_seen(chunks: list[bytes]) -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+    channel = AtChannel("/dev/null", 115200, lambda line, pdu: seen.append((line, pdu)), "test")
+    for chunk in chunks:
+        channel.feed(chunk)
+    return seen
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b"RING", b'+CMTI: "SM",3', b"+CDS: 5", b"00AB", b"\xff\x00", b"OK"])),
+       st.data())  # fmt: skip
+def test_any_chunking_of_the_line_gives_the_same_unsolicited_results(pieces: list[bytes], data: st.DataObject) -> None:
+    stream = b"".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    assert _urcs_seen(chunks) == _urcs_seen([stream])
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_are_taken_without_an_exception(noise: bytes) -> None:
+    _urcs_seen([noise, b'\r\n+CMTI: "SM",1\r\n'])
 
 
 def test_command_failed_reads_its_code() -> None:

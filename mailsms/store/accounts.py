@@ -1,0 +1,85 @@
+"""Accounts in the state database (table ``account``), shared by the daemon and ``mailsms accounts``.
+
+The daemon reads an account at each decision, so a change made with the
+CLI applies to the next recipient without a reload.  Counters are written
+by the daemon's writer after the messages they count are committed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Mapping
+
+from mailsms.accounts import Account, counted
+
+_COLUMNS = ("user", "password_hash", "gateway", "description", "maxsend", "sent", "prevsent", "lastsent", "month",
+            "expire", "inactive")  # fmt: skip
+
+
+def create_accounts_schema(conn: sqlite3.Connection) -> None:
+    """Schema version 5: the accounts table."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS account (user TEXT PRIMARY KEY, password_hash TEXT NOT NULL DEFAULT '',"
+        " gateway TEXT NOT NULL DEFAULT '', description TEXT NOT NULL DEFAULT '', maxsend INTEGER NOT NULL DEFAULT 0,"
+        " sent INTEGER NOT NULL DEFAULT 0, prevsent INTEGER NOT NULL DEFAULT 0, lastsent REAL NOT NULL DEFAULT 0,"
+        " month TEXT NOT NULL DEFAULT '', expire TEXT NOT NULL DEFAULT '', inactive INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
+def has_accounts_table(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'account'").fetchone()
+    return row is not None
+
+
+def _account(row: tuple[object, ...]) -> Account:
+    user, password_hash, gateway, description, maxsend, sent, prevsent, lastsent, month, expire, inactive = row
+    return Account(
+        user=str(user),
+        password_hash=str(password_hash),
+        gateway=str(gateway),
+        description=str(description),
+        maxsend=int(maxsend),  # type: ignore[call-overload]
+        sent=int(sent),  # type: ignore[call-overload]
+        prevsent=int(prevsent),  # type: ignore[call-overload]
+        lastsent=float(lastsent),  # type: ignore[arg-type]
+        month=str(month),
+        expire=dt.date.fromisoformat(str(expire)) if expire else None,
+        inactive=bool(inactive),
+    )
+
+
+def get_account(conn: sqlite3.Connection, user: str) -> Account | None:
+    """The account named ``user`` (exact, case-sensitive), or None."""
+    if not has_accounts_table(conn):
+        return None
+    row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM account WHERE user = ?", (user,)).fetchone()
+    return _account(row) if row else None
+
+
+def list_accounts(conn: sqlite3.Connection) -> list[Account]:
+    if not has_accounts_table(conn):
+        return []
+    return [_account(r) for r in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM account ORDER BY user")]
+
+
+def put_account(conn: sqlite3.Connection, account: Account) -> None:
+    """Insert or replace ``account`` (the caller holds the transaction)."""
+    values = (
+        account.user, account.password_hash, account.gateway, account.description, account.maxsend, account.sent,
+        account.prevsent, account.lastsent, account.month, account.expire.isoformat() if account.expire else "",
+        int(account.inactive),
+    )  # fmt: skip
+    conn.execute(f"INSERT OR REPLACE INTO account ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 11)})", values)
+
+
+def delete_account(conn: sqlite3.Connection, user: str) -> bool:
+    return conn.execute("DELETE FROM account WHERE user = ?", (user,)).rowcount > 0
+
+
+def record_sent(conn: sqlite3.Connection, counts: Mapping[str, int], now: float) -> None:
+    """Count accepted messages against their accounts (run in the writer's transaction)."""
+    for user, messages in counts.items():
+        account = get_account(conn, user)
+        if account is not None:
+            put_account(conn, counted(account, messages, now))

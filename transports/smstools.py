@@ -1,0 +1,485 @@
+"""smstools3 (smsd) as a gateway: message files in its spool (``[[gateway]] type = "smstools"``).
+
+One file per SMS part.  mailsms splits the text itself and writes each part
+with its ``UDH-DATA`` and ``Autosplit: 0`` rather than leaving the split to
+smsd: our segmenter keeps GSM escapes and UTF-16 surrogate pairs whole, and
+one file per part gives each part its own ``Message_id`` and so its own
+delivery report (smsd records only one id for a file it splits).  A file is
+written under a temporary name in ``temp_dir`` (``<spool>/.mailsms``, same
+file system), fsynced and renamed into ``outgoing/``: smsd never reads half
+a file, and a unique name (``mailsms_<queue-id>_<seq>_<attempt>_<random>``)
+never meets the ``.LOCK`` conflict smsd's alarm handler exists for.
+
+A poller takes back what smsd leaves: ``sent/`` (the ``Message_id`` goes into
+the journal), ``failed/`` (``Fail_reason``: a network cause fails the part, a
+modem that did not answer is tried again ``retries`` times), ``report/``
+(status reports, matched by ``Message_id`` and number) and ``incoming/``
+(MOs, committed through the host's ``mo_sink``).  Each file is removed (or
+moved to ``archive``) only after its result is committed; the journal makes
+a file found again after a crash harmless.  Files that cannot be read go to
+``<state>/smstools/<gateway>/bad/``.  Only files named ``mailsms_*`` are
+taken from ``sent/`` and ``failed/``: other programs may share the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailsms.errors import TransportDown
+from mailsms.schema import bounded, duration
+from ndr import codes
+from transports import smstools_format as fmt
+from transports.base import DeliveryReport, Outcome, OutgoingSms, PartResult, TransportContext
+from transports.spool_journal import Entry, Journal
+
+log = logging.getLogger("mailsms.smstools")
+
+FOLDERS = ("outgoing", "checked", "incoming", "sent", "failed", "report")
+PREFIX = "mailsms_"
+_SAFE_QUEUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{0,127}$")
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+STALE_LOCK = 600.0  # a .LOCK older than this is left over from a crash of smsd
+ORPHAN_AGE = 3600.0  # a status report matching nothing for this long goes to bad/
+
+
+@dataclass(frozen=True)
+class Options:
+    """``[[gateway]] type = "smstools"``: smsd's spool and how mailsms uses it."""
+
+    spool: str = "/var/spool/sms"
+    report: bool = True  # Report: yes on every part (delivery reports)
+    queue: str = ""  # Queue: header, one of smsd's [queues]; "" lets smsd choose
+    receive: bool = True  # take MOs from incoming/ (false when something else reads them)
+    poll_interval: float = duration("1s")
+    settle: float = duration("2s")  # an incoming file unchanged this long is complete (smsd writes in place)
+    retries: int = bounded(3, 0, 100)  # resubmits after a temporary failure (smsd's own tries come first)
+    retry_delay: float = duration("5m")
+    temp_dir: str = ""  # "" = <spool>/.mailsms; must be on the spool's file system
+    archive: str = ""  # move handled files here instead of removing them
+    file_mode: int = bounded(0o660, 0, 0o777)
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Problems as ``(key, message)``."""
+        problems: list[tuple[str, str]] = []
+        if not os.path.isabs(self.spool):
+            problems.append(("spool", "must be an absolute path (smsd's spool, e.g. /var/spool/sms)"))
+        if self.temp_dir and not os.path.isabs(self.temp_dir):
+            problems.append(("temp_dir", "must be an absolute path"))
+        if self.queue and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.queue):
+            problems.append(("queue", "must be the name of one of smsd's [queues]"))
+        if self.poll_interval <= 0:
+            problems.append(("poll_interval", "must be more than 0"))
+        return problems
+
+
+def message_id(queue_id: str, seq: int) -> str:
+    """The id reported for a part: stable across resubmits of the part."""
+    return f"{queue_id}.{seq}"
+
+
+def file_name(queue_id: str, seq: int, attempt: int) -> str:
+    return f"{PREFIX}{queue_id}_{seq}_{attempt}_{secrets.token_hex(4)}"
+
+
+def parse_name(name: str) -> tuple[str, int, int] | None:
+    """``(queue_id, seq, attempt)`` of one of our file names, or None."""
+    if not name.startswith(PREFIX):
+        return None
+    pieces = name[len(PREFIX) :].rsplit("_", 3)
+    if len(pieces) != 4 or not pieces[1].isdigit() or not pieces[2].isdigit():
+        return None
+    return pieces[0], int(pieces[1]), int(pieces[2])
+
+
+def _ignored(name: str) -> bool:
+    """Names smsd uses for itself: locks, unfinished multipart, its script, hidden files."""
+    return name.startswith((".", "smsd_script")) or name.endswith(".LOCK") or "-concatenated" in name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class SmstoolsTransport:
+    """See the module docstring."""
+
+    def __init__(self, options: Options, context: TransportContext, *, clock: Callable[[], float] = time.time) -> None:
+        self.gateway_id = context.gateway_id
+        self.options = options
+        self._context = context
+        self._clock = clock
+        self.spool = Path(options.spool)
+        self.dirs = {name: self.spool / name for name in FOLDERS}
+        self.temp_dir = Path(options.temp_dir) if options.temp_dir else self.spool / ".mailsms"
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", context.gateway_id)
+        self.state = context.state_dir / "smstools" / safe
+        self.journal = Journal(self.state / "journal.jsonl", clock=clock)
+        self.name = f"smstools {context.gateway_id}"
+        self._poller: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self._warned: set[str] = set()
+        self._polling = asyncio.Lock()  # the poller and a caller (tests, a wake-up) never take one file twice
+
+    @property
+    def detects_duplicates(self) -> bool:
+        return True
+
+    @property
+    def delivery_reports(self) -> bool:
+        return self.options.report
+
+    # -- life -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Check the spool as smsd does at its start; TransportDown names what is wrong."""
+        await asyncio.to_thread(self._check)
+        self._poller = asyncio.create_task(self._poll_forever(), name=f"smstools-{self.gateway_id}")
+
+    def _check(self) -> None:
+        where = f"smstools gateway {self.gateway_id}"
+        if not self.spool.is_dir():
+            raise TransportDown(f"{where}: spool directory {self.spool} does not exist (spool)")
+        needed = {"outgoing": os.W_OK | os.X_OK, "sent": os.R_OK | os.W_OK | os.X_OK}
+        needed["failed"] = needed["sent"]
+        if self.options.receive:
+            needed["incoming"] = needed["sent"]
+        for folder, mode in needed.items():
+            path = self.dirs[folder]
+            if not path.is_dir():
+                raise TransportDown(f"{where}: {path} does not exist (smsd's {folder} folder under spool)")
+            if not os.access(path, mode):
+                raise TransportDown(f"{where}: no permission to use {path}: mailsms must read and write it")
+        if not self.dirs["report"].is_dir() and self.options.report:
+            log.warning("%s: no %s: status reports are read from incoming/", self.name, self.dirs["report"])
+        try:
+            self.temp_dir.mkdir(mode=0o2770, exist_ok=True)
+        except OSError as exc:
+            raise TransportDown(f"{where}: cannot create {self.temp_dir} (temp_dir): {exc.strerror}") from None
+        if not os.access(self.temp_dir, os.W_OK | os.X_OK):
+            raise TransportDown(f"{where}: {self.temp_dir} (temp_dir) is not writable")
+        if self.temp_dir.stat().st_dev != self.dirs["outgoing"].stat().st_dev:
+            raise TransportDown(f"{where}: {self.temp_dir} (temp_dir) is not on the file system of outgoing/")
+        for stale in self.temp_dir.glob(f".{PREFIX}*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        try:
+            self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
+            (self.state / "bad").mkdir(mode=0o700, exist_ok=True)
+            self.journal.load()
+        except OSError as exc:
+            raise TransportDown(f"{where}: cannot use {self.state}: {exc.strerror}") from None
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except Exception:  # a bug must not stop the poller: logged, tried again
+                log.exception("%s: poll failed", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.options.poll_interval)
+            self._wakeup.clear()
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def submit(self, sms: OutgoingSms) -> list[PartResult]:
+        """One file per part into ``outgoing/``; stops at the first part that could not be written."""
+        results: list[PartResult] = []
+        if sms.parts and not _SAFE_QUEUE_ID.match(sms.queue_id):
+            reason = f"smstools: unusable queue id {sms.queue_id!r}"
+            return [PartResult(sms.parts[0].seq, Outcome.PERMANENT, reason)]
+        for part in sms.parts:
+            try:
+                content = fmt.outgoing_file(sms, part, report=self.options.report or sms.report,
+                                            queue=self.options.queue)  # fmt: skip
+            except ValueError as exc:
+                results.append(PartResult(part.seq, Outcome.PERMANENT, f"smstools: {exc}", dsn="5.6.0"))
+                break
+            name = file_name(sms.queue_id, part.seq, 0)
+            try:
+                await asyncio.to_thread(self._publish, name, content)
+            except OSError as exc:
+                dsn = "4.3.1" if exc.errno in _DISK_FULL else "4.4.1"
+                reason = f"smstools: cannot write into {self.dirs['outgoing']}: {exc.strerror}"
+                results.append(PartResult(part.seq, Outcome.TEMPORARY, reason, dsn=dsn))
+                break
+            results.append(PartResult(part.seq, Outcome.SUBMITTED, message_id=message_id(sms.queue_id, part.seq)))
+        return results
+
+    def _publish(self, name: str, content: bytes) -> None:
+        """Write ``content`` under a temporary name, sync it, rename it into ``outgoing/``."""
+        temp = self.temp_dir / f".{name}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                os.fchmod(fd, self.options.file_mode)  # smsd runs as its own user
+                view = memoryview(content)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temp, self.dirs["outgoing"] / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+        _fsync_dir(self.dirs["outgoing"])
+
+    async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
+        """Parts with a file anywhere in the spool or in the journal."""
+        if not _SAFE_QUEUE_ID.match(sms.queue_id):
+            return {}
+        found = await asyncio.to_thread(self._parts_seen, sms.queue_id)
+        return {p.seq: message_id(sms.queue_id, p.seq) for p in sms.parts if p.seq in found}
+
+    def _parts_seen(self, queue_id: str) -> set[int]:
+        seen = self.journal.parts(queue_id)
+        for folder in ("outgoing", "checked", "sent", "failed"):
+            for name in self._list(folder):
+                parsed = parse_name(name)
+                if parsed is not None and parsed[0] == queue_id:
+                    seen.add(parsed[1])
+        return seen
+
+    # -- what smsd leaves --------------------------------------------------------------
+
+    async def poll(self) -> None:
+        """Take every finished file from ``sent/``, ``failed/``, ``report/`` and ``incoming/`` once."""
+        async with self._polling:
+            await self._poll_once()
+
+    async def _poll_once(self) -> None:
+        for name in await asyncio.to_thread(self._ready, "sent"):
+            await asyncio.to_thread(self._take_sent, name)
+        for name in await asyncio.to_thread(self._ready, "failed"):
+            await self._take_failed(name)
+        if self.dirs["report"].is_dir():
+            for name in await asyncio.to_thread(self._ready, "report"):
+                await self._take_file("report", name)
+        if self.options.receive:
+            for name in await asyncio.to_thread(self._ready, "incoming", self.options.settle):
+                await self._take_file("incoming", name)
+
+    def _list(self, folder: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.dirs[folder]))
+        except OSError as exc:
+            self._warn_once(folder, f"cannot read {self.dirs[folder]}: {exc.strerror}")
+            return []
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("%s: %s", self.name, message)
+
+    def _ready(self, folder: str, settle: float = 0.0) -> list[str]:
+        """Names in ``folder`` smsd is done with: no fresh ``.LOCK`` beside them, unchanged for ``settle``."""
+        names = self._list(folder)
+        present = set(names)
+        now = self._clock()
+        ready: list[str] = []
+        for name in names:
+            if _ignored(name):
+                continue
+            if folder in ("sent", "failed") and parse_name(name) is None:
+                continue  # another program's message
+            try:
+                if f"{name}.LOCK" in present:
+                    lock_age = now - (self.dirs[folder] / f"{name}.LOCK").stat().st_mtime
+                    if lock_age < STALE_LOCK:
+                        continue
+                    self._warn_once(f"lock {name}", f"ignoring stale lock {name}.LOCK in {folder}/")
+                if settle and now - (self.dirs[folder] / name).stat().st_mtime < settle:
+                    continue
+            except FileNotFoundError:
+                continue
+            ready.append(name)
+        self._warned.discard(folder)
+        return ready
+
+    def _read(self, folder: str, name: str) -> fmt.SmsFile | None:
+        """The parsed file; None when it vanished or was unreadable (moved to bad/)."""
+        path = self.dirs[folder] / name
+        try:
+            return fmt.parse_file(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except (OSError, fmt.BadFile) as exc:
+            self._set_aside(path, str(exc))
+            return None
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        target = self.state / "bad" / f"{path.parent.name}-{path.name}"
+        try:
+            shutil.move(path, target)
+        except OSError as exc:
+            self._warn_once(f"bad {path}", f"cannot move unreadable {path} ({reason}) aside: {exc.strerror}")
+            return
+        log.warning("%s: unreadable %s (%s) moved to %s", self.name, path, reason, target)
+
+    def _done(self, path: Path) -> None:
+        """A file whose result is committed: removed, or moved to ``archive``."""
+        try:
+            if self.options.archive:
+                shutil.move(path, Path(self.options.archive) / f"{path.parent.name}-{path.name}")
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            self._warn_once(f"done {path}", f"cannot remove {path}: {exc.strerror}")
+
+    def _take_sent(self, name: str) -> None:
+        parsed_name = parse_name(name)
+        assert parsed_name is not None  # _ready only lists our names here
+        queue_id, seq, _ = parsed_name
+        if self.journal.get(name) is None:
+            parsed = self._read("sent", name)
+            if parsed is None:
+                return
+            reference = parsed.get("Message_id")
+            sent = fmt.parse_timestamp(parsed.get("Sent")) or self._clock()
+            entry = Entry(name, queue_id, seq, "+" + parsed.get("To").lstrip("+"), reference, parsed.get("Modem"),
+                          sent, final=not reference)  # fmt: skip
+            self.journal.record(entry)
+            log.info("%s: %s: part %d sent by %s (message id %s)", self.name, queue_id, seq,
+                     entry.modem or "smsd", reference or "-")  # fmt: skip
+        self._done(self.dirs["sent"] / name)
+
+    async def _take_failed(self, name: str) -> None:
+        parsed_name = parse_name(name)
+        assert parsed_name is not None
+        queue_id, seq, attempt = parsed_name
+        path = self.dirs["failed"] / name
+        known = self.journal.get(name)
+        if known is not None and known.final:
+            await asyncio.to_thread(self._done, path)
+            return
+        parsed = await asyncio.to_thread(self._read, "failed", name)
+        if parsed is None:
+            return
+        reason = parsed.get("Fail_reason") or "no reason given"
+        verdict = fmt.judge_failure(reason)
+        if verdict.temporary and attempt < self.options.retries:
+            try:
+                age = self._clock() - path.stat().st_mtime
+            except FileNotFoundError:
+                return
+            if age < self.options.retry_delay:
+                return
+            again = file_name(queue_id, seq, attempt + 1)
+            try:
+                await asyncio.to_thread(self._publish, again, fmt.without_smsd_headers(path.read_bytes()))
+            except OSError as exc:
+                self._warn_once(f"retry {name}", f"cannot resubmit {name}: {exc.strerror}")
+                return
+            log.info("%s: %s: part %d failed in smsd (%s); submitted again (%d of %d)", self.name, queue_id, seq,
+                     reason, attempt + 1, self.options.retries)  # fmt: skip
+            await asyncio.to_thread(self._done, path)
+            return
+        report = DeliveryReport(self.gateway_id, message_id(queue_id, seq), delivered=False,
+                                reason=f"smsd: {reason} ({verdict.text})", dsn=verdict.dsn)  # fmt: skip
+        if not await self._report(report):
+            return
+        entry = Entry(name, queue_id, seq, "+" + parsed.get("To").lstrip("+"), final=True)
+        await asyncio.to_thread(self.journal.record, entry)
+        await asyncio.to_thread(self._done, path)
+
+    async def _report(self, report: DeliveryReport) -> bool:
+        try:
+            await self._context.report_sink(report)
+        except Exception as exc:
+            log.warning("%s: delivery report for %s not committed (%s); tried again later", self.name,
+                        report.message_id, exc)  # fmt: skip
+            return False
+        return True
+
+    async def _take_file(self, folder: str, name: str) -> None:
+        """A file of ``report/`` or ``incoming/``: a status report or an MO."""
+        parsed = await asyncio.to_thread(self._read, folder, name)
+        if parsed is None:
+            return
+        path = self.dirs[folder] / name
+        if fmt.is_status_report(parsed):
+            await self._take_report(path, parsed)
+            return
+        if folder == "report":
+            await asyncio.to_thread(self._set_aside, path, "not a status report")
+            return
+        await self._take_mo(path, parsed)
+
+    async def _take_report(self, path: Path, parsed: fmt.SmsFile) -> None:
+        try:
+            status = fmt.parse_status_report(parsed)
+        except fmt.BadFile as exc:
+            await asyncio.to_thread(self._set_aside, path, str(exc))
+            return
+        entry = self.journal.match(status.modem, str(status.message_id), status.recipient)
+        if entry is None and self.journal.match(status.modem, str(status.message_id), status.recipient, settled=True):
+            await asyncio.to_thread(self._done, path)  # applied before a crash: the file was left behind
+            return
+        if entry is None:
+            try:
+                age = self._clock() - path.stat().st_mtime
+            except FileNotFoundError:
+                return
+            if age >= ORPHAN_AGE:  # its sent/ file never came: kept for a person to look at
+                await asyncio.to_thread(self._set_aside, path, f"no part sent with message id {status.message_id}")
+            return
+        verdict = codes.tp_status(status.status)
+        if verdict.final:
+            delivered = verdict.outcome == codes.DELIVERED
+            report = DeliveryReport(self.gateway_id, message_id(entry.queue_id, entry.seq), delivered,
+                                    reason=f"status report: {status.text or verdict.text} (TP-ST {status.status})",
+                                    dsn="" if delivered else verdict.status)  # fmt: skip
+            if not await self._report(report):
+                return
+            entry.final = True
+            await asyncio.to_thread(self.journal.record, entry)
+        else:
+            log.info("%s: %s.%d: status report: %s", self.name, entry.queue_id, entry.seq, verdict.text)
+        await asyncio.to_thread(self._done, path)
+
+    async def _take_mo(self, path: Path, parsed: fmt.SmsFile) -> None:
+        sink = self._context.mo_sink
+        if sink is None:
+            self._warn_once("no sink", "nobody takes incoming SMS here: they stay in incoming/")
+            return
+        try:
+            incoming = fmt.incoming_sms(parsed, self.gateway_id)
+        except fmt.BadFile as exc:
+            await asyncio.to_thread(self._set_aside, path, str(exc))
+            return
+        try:
+            await sink(incoming)
+        except Exception as exc:
+            log.warning("%s: incoming SMS %s not committed (%s); it stays in incoming/", self.name, path.name, exc)
+            return
+        await asyncio.to_thread(self._done, path)
+
+
+def create(options: Options, context: TransportContext) -> SmstoolsTransport:
+    """The smstools transport for one ``[[gateway]]``."""
+    return SmstoolsTransport(options, context)
