@@ -136,9 +136,8 @@ class Daemon:
     def _start_inbound(self, store: SqliteStore, mailout: Mailout) -> None:
         """Reply links recorded with every submission, and the pipeline that routes incoming SMS to mailboxes."""
         assert self.handler is not None  # made by _bind_listeners first
-        signer = load_signer(self.config.mailout)  # ConfigError (78) for a key that cannot be used
         store.submit_hooks.append(functools.partial(record_on_submit, mode=self.config.replylog.record))
-        self.inbound = InboundPipeline(self.config, store, mailout, self.handler, signer=signer)
+        self.inbound = InboundPipeline(self.config, store, mailout, self.handler)
         self.handler.inbound_wake = self.inbound.wake
         self._inbound_task = asyncio.create_task(self.inbound.run(), name="inbound")
 
@@ -147,7 +146,8 @@ class Daemon:
         settings = self.config.mailout
         hostname = local_hostname(settings.hostname)
         agent = make_agent(settings, hostname, self.config.state_dir / "mail")
-        return Mailout(store, agent, hostname, policy, concurrency=settings.concurrency)
+        signer = load_signer(settings)  # ConfigError (78) for a key that cannot be used
+        return Mailout(store, agent, hostname, policy, concurrency=settings.concurrency, signer=signer)
 
     def _public_url(self) -> str:
         """web.public_url, or the bound HTTP listener's own address."""

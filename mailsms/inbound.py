@@ -12,7 +12,7 @@ takes them oldest first:
    domain, the reply log's one live link, a conflict (several links: the
    replier gets ``replylog.conflict_message`` by SMS), or the unmatched
    recipient;
-4. the mail is composed (``mailsms.inbound_mail``), signed when DKIM is
+4. the mail is composed (``mailsms.inbound_mail``), signed by the mail-out when DKIM is
    configured, and committed to the mail-out queue in the same transaction
    as the MO's new state (``mailsms.store.inbound_flow``).
 
@@ -34,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailsms.config import Config
-from mailsms.dkim_sign import DkimSigner
 from mailsms.errors import InternalError, MailsmsError, QueueFull
 from mailsms.inbound_mail import SmsMail, compose_mail
 from mailsms.log import event
@@ -62,7 +61,6 @@ class InboundPipeline:
     store: SqliteStore
     mailout: Mailout
     handler: Handler  # builds and commits conflict SMS like any message; its ids and clock
-    signer: DkimSigner | None = None
     clock: Callable[[], float] = time.time
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stopping: bool = False
@@ -270,8 +268,7 @@ class InboundPipeline:
             settings,
             message_id=self.mailout.message_id(mail_id),
         )  # fmt: skip
-        if self.signer is not None:
-            content = self.signer.sign(content)
+        content = self.mailout.sign(content)
         origin = f"SMS {mo.id} from {mo.sender[:40]}"
         return NewMail(mail_id, now, settings.envelope_sender, (route.recipient,), content, origin)
 

@@ -11,7 +11,10 @@ Two guards keep secrets out of the log:
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import re
 import sys
 from collections.abc import Mapping
@@ -83,12 +86,30 @@ class PostfixFormatter(logging.Formatter):
         return super().format(record)
 
 
-def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
-    """Log to stderr (journald adds its own timestamps when stderr is not a terminal)."""
+class _Handoff(logging.handlers.QueueHandler):
+    """Hands each record to the log writer thread as it is: same process, nothing to pickle,
+    so neither formatting nor the write to stderr happens on the event loop's thread."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+def setup(level: str = "info", stream: TextIO | None = None, *, background: bool = False) -> logging.Handler:
+    """Log to stderr (journald adds its own timestamps when stderr is not a terminal).
+
+    ``background``: a thread formats, redacts and writes the lines (for the
+    daemon, whose event loop should not wait on stderr); it drains at exit.
+    """
     out = stream if stream is not None else sys.stderr
-    handler = logging.StreamHandler(out)
+    handler: logging.Handler = logging.StreamHandler(out)
     handler.setFormatter(PostfixFormatter(timestamps=out.isatty()))
     handler.addFilter(RedactingFilter())
+    if background:
+        records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
+        listener.start()
+        atexit.register(listener.stop)
+        handler = _Handoff(records)
     root = logging.getLogger("mailsms")
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from mailsms.dkim_sign import DkimSigner
 from mailsms.ingest import new_queue_id
 from mailsms.log import event
 from mailsms.mailout_agents import Agent, RecipientResult
@@ -50,6 +51,7 @@ class Mailout:
     concurrency: int = 4
     clock: Callable[[], float] = time.time
     new_id: Callable[[], str] = new_queue_id
+    signer: DkimSigner | None = None  # mailout.dkim_*: every mail made here is signed
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _in_flight: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     _stopping: bool = False
@@ -60,7 +62,11 @@ class Mailout:
         """A mail ready to insert, with a fresh id, due now."""
         if not recipients:
             raise ValueError("a mail needs at least one recipient")
-        return NewMail(self.new_id(), self.clock(), sender, tuple(recipients), message, origin)
+        return NewMail(self.new_id(), self.clock(), sender, tuple(recipients), self.sign(message), origin)
+
+    def sign(self, message: bytes) -> bytes:
+        """``message`` with a DKIM-Signature header when ``mailout.dkim_*`` is configured."""
+        return self.signer.sign(message) if self.signer is not None else message
 
     def message_id(self, mail_id: str) -> str:
         """A Message-ID for a mail made here, from its queue id."""

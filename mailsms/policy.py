@@ -134,7 +134,7 @@ def number_kind(number: str) -> tuple[str, bool]:
         return "", False
     # a number outside the known ranges still belongs to its country code's main region
     region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
-        parsed.country_code
+        parsed.country_code or 0
     )
     region = "" if region == "ZZ" else region
     premium = phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE

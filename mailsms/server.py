@@ -28,6 +28,7 @@ from mailsms.config import Config, QueueConfig
 from mailsms.errors import ConfigError, MailsmsError, NotReady, UnknownDomain
 from mailsms.ingest import Recipient, build_message, choose_gateway, new_queue_id, segment_for
 from mailsms.log import event
+from mailsms.log import redact as redact_text
 from mailsms.policy import PolicyEngine, Request, Verdict
 from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
@@ -192,7 +193,7 @@ class Handler:
             text,
             now,
             envelope_dsn=dsn,
-            headers=composed.original_headers,
+            headers=scrubbed(composed.original_headers),
             auto_submitted=composed.auto_submitted,
             authenticated=authenticated,
         )
@@ -332,7 +333,21 @@ def kept_original(
         return None
     if not any(row.notify for row in rows):
         return None
-    return KeptOriginal(rows[0].mail_id or rows[0].id, content)
+    return KeptOriginal(rows[0].mail_id or rows[0].id, scrub_mail(content))
+
+
+def scrubbed(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Headers kept for reports, with every ``pass=`` value removed: To:/Cc: carry the sms: addresses too."""
+    return tuple((name, redact_text(value)) for name, value in headers)
+
+
+def scrub_mail(content: bytes) -> bytes:
+    """The mail kept for RET=FULL reports, its header section without ``pass=`` values."""
+    head, sep, body = content.partition(b"\r\n\r\n")
+    if not sep:
+        head, sep, body = content.partition(b"\n\n")
+    cleaned = redact_text(head.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    return cleaned + sep + body
 
 
 def _hostname() -> str:

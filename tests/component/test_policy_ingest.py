@@ -210,9 +210,16 @@ async def test_abuse_premium_prefixes_and_over_limit_senders_never_reach_the_tra
 
 
 async def test_no_password_reaches_logs_queue_rows_or_listings(
-    strict: Daemon, state_dir: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+    strict: Daemon,
+    state_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    ours = logging.getLogger("mailsms")  # log.setup (run by other tests) stops propagation
+    ours.addHandler(caplog.handler)
+    request.addfinalizer(lambda: ours.removeHandler(caplog.handler))
     client = await lmtp(strict)
     try:
         message = f"To: {rcpt(user='alice', password=PASSWORD)}\r\nSubject: hi\r\n\r\nhello\r\n".encode()

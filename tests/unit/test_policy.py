@@ -120,7 +120,15 @@ def test_bad_prefixes_and_regions_are_config_errors(text: str) -> None:
 
 @pytest.mark.parametrize(
     "number",
-    ["+19005550123", "+449098790000", "+33899123456", "+881612345678", "+8707612345678", "+88234567890", "+979123456789"],
+    [
+        "+19005550123",
+        "+449098790000",
+        "+33899123456",
+        "+881612345678",
+        "+8707612345678",
+        "+88234567890",
+        "+979123456789",
+    ],
 )
 def test_premium_rate_and_satellite_numbers_are_refused_by_default(number: str) -> None:
     with pytest.raises(NotAuthorized) as info:
@@ -172,3 +180,12 @@ async def test_engine_checks_the_password_and_slows_down_repeated_failures() -> 
         with pytest.raises(AuthFailed):
             await engine.check(request(user="alice", password="wrong"))
     assert engine._failures["192.0.2.1"][0] == 5
+
+
+def test_headers_and_the_kept_mail_lose_their_pass_values() -> None:
+    from mailsms.server import scrub_mail, scrubbed
+
+    headers = (("To", '"sms:+15551234567?user=a&pass=s3cr%26t"@sms.example.com'), ("Subject", "hi"))
+    assert scrubbed(headers)[0][1] == '"sms:+15551234567?user=a&pass=(set)"@sms.example.com'
+    kept = scrub_mail(b"To: <sms:+1555?pass=s3cret@x>\r\nSubject: x\r\n\r\nbody pass=stays\r\n")
+    assert b"s3cret" not in kept and kept.endswith(b"\r\n\r\nbody pass=stays\r\n")
