@@ -19,6 +19,7 @@ buckets (450 4.7.1).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -28,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from mailsms.accounts import Account, month_of, today_of, verify_password
 from mailsms.config import PolicyConfig
@@ -124,21 +125,67 @@ def check_sender(sender: str, rules: Rules) -> None:
         raise NotAuthorized(f"sender <{sender[:200]}> is not allowed to send SMS (policy.from_enabled)")
 
 
-def number_kind(number: str) -> tuple[str, bool]:
-    """(region, premium) of an E.164 number by phonenumbers' metadata; ("", False) when unknown."""
+def _parsed(number: str) -> Any:
     import phonenumbers
 
     try:
-        parsed = phonenumbers.parse(number, None)
+        return phonenumbers.parse(number, None)
     except phonenumbers.NumberParseException:
-        return "", False
+        return None
+
+
+@functools.lru_cache(maxsize=8192)
+def number_region(number: str) -> str:
+    """The region of an E.164 number by phonenumbers' metadata; "" when unknown."""
+    import phonenumbers
+
+    parsed = _parsed(number)
+    if parsed is None:
+        return ""
     # a number outside the known ranges still belongs to its country code's main region
     region = phonenumbers.region_code_for_number(parsed) or phonenumbers.region_code_for_country_code(
         parsed.country_code or 0
     )
-    region = "" if region == "ZZ" else region
-    premium = phonenumbers.number_type(parsed) == phonenumbers.PhoneNumberType.PREMIUM_RATE
-    return region, premium
+    return "" if region == "ZZ" else str(region)
+
+
+@functools.lru_cache(maxsize=256)
+def _premium_descs(country_code: int) -> tuple[tuple[re.Pattern[str], re.Pattern[str]], ...]:
+    """(general, premium-rate) national number patterns of each region sharing ``country_code``."""
+    import phonenumbers
+
+    descs = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        if region == phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(country_code)
+        else:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is None or metadata.general_desc is None or metadata.premium_rate is None:
+            continue
+        general, premium = metadata.general_desc.national_number_pattern, metadata.premium_rate.national_number_pattern
+        if general and premium:
+            descs.append((re.compile(general), re.compile(premium)))
+    return tuple(descs)
+
+
+@functools.lru_cache(maxsize=8192)
+def is_premium_rate(number: str) -> bool:
+    """True when phonenumbers' metadata classes the E.164 number as premium-rate in its region.
+
+    The same answer as ``number_type(parse(number)) == PREMIUM_RATE``, without parsing:
+    the number matches some region of its country code in general and as premium rate.
+    """
+    import phonenumbers
+
+    digits = number[1:] if number.startswith("+") else number
+    for size in (1, 2, 3):  # country codes are prefix-free
+        if int(digits[:size] or 0) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[size:]
+            return any(
+                general.fullmatch(national) and premium.fullmatch(national)
+                for general, premium in _premium_descs(int(digits[:size]))
+            )
+    return False
 
 
 def check_destination(number: str, config: PolicyConfig) -> None:
@@ -155,10 +202,12 @@ def check_destination(number: str, config: PolicyConfig) -> None:
         raise NotAuthorized(f"destination {number} is a satellite or international premium number")
     if not (config.refuse_premium or config.allowed_regions):
         return
-    region, premium = number_kind(number)
-    if config.refuse_premium and premium:
+    if config.refuse_premium and is_premium_rate(number):
         raise NotAuthorized(f"destination {number} is a premium-rate number")
-    if config.allowed_regions and region.upper() not in {r.upper() for r in config.allowed_regions}:
+    if not config.allowed_regions:
+        return
+    region = number_region(number)
+    if region.upper() not in {r.upper() for r in config.allowed_regions}:
         raise NotAuthorized(f"destination {number} ({region or 'no region'}) is outside policy.allowed_regions")
 
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailsms.scheduler")
 
+ORPHAN_CHECK_INTERVAL = 60.0  # seconds between looks for messages of unconfigured gateways
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -89,6 +91,7 @@ class Scheduler:
     _limits: dict[str, asyncio.Semaphore] = field(default_factory=dict)
     _busy: dict[str | None, set[str]] = field(default_factory=dict)  # in flight, by gateway (None: unconfigured)
     _stopping: bool = False
+    _orphans_due: float = float("-inf")
     # Makes the delivery status notifications that are due, on every pass (mailsms.reporter).
     reporter: Reporter | None = None
 
@@ -121,8 +124,12 @@ class Scheduler:
         it takes at once, so that a gateway that hangs never holds up another."""
         for gateway in self.transports:
             self._claim(now, gateway, 2 * self._parallel(gateway))
-        # Messages for a gateway no longer configured: claimed only to be held.
-        self._claim(now, None, 2 * self.concurrency)
+        # Messages for a gateway no longer configured (the configuration changed): claimed
+        # only to be held.  That query cannot use the per-gateway index, so it runs at
+        # start and then once a minute, not after every commit.
+        if now >= self._orphans_due:
+            self._orphans_due = now + ORPHAN_CHECK_INTERVAL
+            self._claim(now, None, 2 * self.concurrency)
 
     def _claim(self, now: float, gateway: str | None, limit: int) -> None:
         busy = self._busy.get(gateway, set())

@@ -244,12 +244,17 @@ async def test_a_held_message_stays_put_until_released(queue: Queue) -> None:
     assert (await queue.wait_state("BAD", "submitted")).attempts == 2
 
 
-async def test_a_message_for_an_unconfigured_gateway_is_held_with_4_3_5(queue: Queue) -> None:
+async def test_a_message_for_an_unconfigured_gateway_is_held_with_4_3_5(queue: Queue, clock: FakeClock) -> None:
+    """Its gateway left the configuration before a restart: held at start, and looked for once a minute."""
     await queue.fake()
-    queue.start()
     await queue.enqueue("SMS1", OK, gateway="gone")
+    queue.start()
     message = await queue.wait_state("SMS1", "hold")
     assert (message.reason, message.dsn_code, message.attempts) == ("gateway 'gone' is not configured", "4.3.5", 0)
+    await queue.enqueue("SMS2", OK, gateway="gone")
+    clock.advance(61)
+    queue.scheduler.wake()
+    await queue.wait_state("SMS2", "hold")
 
 
 # -- a hanging gateway ------------------------------------------------------------------------

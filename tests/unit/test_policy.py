@@ -189,3 +189,29 @@ def test_headers_and_the_kept_mail_lose_their_pass_values() -> None:
     assert scrubbed(headers)[0][1] == '"sms:+15551234567?user=a&pass=(set)"@sms.example.com'
     kept = scrub_mail(b"To: <sms:+1555?pass=s3cret@x>\r\nSubject: x\r\n\r\nbody pass=stays\r\n")
     assert b"s3cret" not in kept and kept.endswith(b"\r\n\r\nbody pass=stays\r\n")
+
+
+def test_premium_rate_detection_agrees_with_phonenumbers_number_type() -> None:
+    """The fast check gives number_type's answer for every region's example numbers."""
+    import phonenumbers
+
+    from mailsms.policy import is_premium_rate
+
+    kinds = (
+        phonenumbers.PhoneNumberType.PREMIUM_RATE,
+        phonenumbers.PhoneNumberType.MOBILE,
+        phonenumbers.PhoneNumberType.FIXED_LINE,
+        phonenumbers.PhoneNumberType.TOLL_FREE,
+    )
+    numbers = [
+        phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        for region in sorted(phonenumbers.SUPPORTED_REGIONS)
+        for kind in kinds
+        if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+    ]
+    expected = [
+        phonenumbers.number_type(phonenumbers.parse(n, None)) == phonenumbers.PhoneNumberType.PREMIUM_RATE
+        for n in numbers
+    ]
+    assert [is_premium_rate(n) for n in numbers] == expected
+    assert sum(expected) > 50  # the examples do include premium-rate numbers
