@@ -38,7 +38,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mailsms import config, daemon, log
 
-    log.setup(getattr(args, "log_level", "info"), background=True)
+    log.setup(getattr(args, "log_level", "info"))
     loaded = config.load(config.config_path(getattr(args, "config", None)))
     loaded = config.with_overrides(
         loaded,

@@ -35,7 +35,7 @@ _WORDS: dict[str, State] = {
     "accepted": INTERMEDIATE,
 }
 # RFC 3463 codes for failures that say more than "failed" (the scheduler's default is 5.0.0).
-_DSN = {"expired": "5.4.7"}
+_DSN = {"expired": "4.4.7"}  # RFC 3463 "delivery time expired", as ndr/codes.py maps it
 KANNEL_DELIVERED, KANNEL_FAILED, KANNEL_BUFFERED, KANNEL_SUBMIT, KANNEL_REJECT = 1, 2, 4, 8, 16
 _KANNEL_ALL = 31
 MAX_REASON = 200

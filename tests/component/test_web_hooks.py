@@ -178,13 +178,13 @@ async def test_failed_report_fails_the_message_with_the_smsc_reason(daemon: Daem
     assert message(state_dir, queue_id) == ("failed", "NACK/0x0b/Invalid destination", "5.0.0")
 
 
-async def test_expired_report_without_reason_gets_5_4_7(daemon: Daemon, state_dir: Path) -> None:
+async def test_expired_report_without_reason_gets_4_4_7(daemon: Daemon, state_dir: Path) -> None:
     queue_id = await sent_through_outbox(daemon, state_dir)
     answer = await call(
         daemon, "/dlr/outbox", method="POST", json_body={"messageId": f"{queue_id}.1", "status": "EXPIRED"}
     )
     assert answer.status == 200
-    assert message(state_dir, queue_id) == ("failed", "delivery report: expired", "5.4.7")
+    assert message(state_dir, queue_id) == ("failed", "delivery report: expired", "4.4.7")
 
 
 async def test_intermediate_reports_are_answered_and_change_nothing(daemon: Daemon, state_dir: Path) -> None:

@@ -65,7 +65,7 @@ def test_final_report_for_the_scheduler() -> None:
     failed = dlr(id="Q1.2", status="16", reason="NACK/0x0b\r\n/Invalid destination")
     assert failed.report("kannel") == DeliveryReport("kannel", "Q1.2", False, "NACK/0x0b /Invalid destination", "")
     assert dlr(id="Q", status="expired").report("k") == DeliveryReport(
-        "k", "Q", False, "delivery report: expired", "5.4.7"
+        "k", "Q", False, "delivery report: expired", "4.4.7"
     )
     delivered = dlr(id="Q", status="1").report("k")
     assert (delivered.delivered, delivered.reason, delivered.dsn) == (True, "delivery report: delivered", "")

@@ -84,26 +84,3 @@ def test_log_level_filters() -> None:
 def test_no_pass_value_survives_redaction(secret: str) -> None:
     for template in ("sms:+1?pass={}", '"sms:+1?user=a&pass={}&maxmsgs=2"@x', "PASS={} rest", "password={}"):
         assert redact(template.format(secret)) == template.format("(set)")
-
-
-def test_background_logging_writes_redacted_lines_off_the_callers_thread() -> None:
-    import threading
-
-    from tests.support.wait import wait_until
-
-    writers: list[str] = []
-
-    class Recording(io.StringIO):
-        def write(self, text: str) -> int:
-            writers.append(threading.current_thread().name)
-            return super().write(text)
-
-    stream = Recording()
-    log.setup("info", stream, background=True)
-    logger = logging.getLogger("mailsms.test")
-    logger.info("QID: to=<%s>, status=queued", '"sms:+15551234567?pass=s3cret"@x')
-    wait_until(lambda: "status=queued" in stream.getvalue(), timeout=5, what="the line written")
-    assert "s3cret" not in stream.getvalue()
-    assert "pass=(set)" in stream.getvalue()
-    assert threading.current_thread().name not in writers
-    log.setup("info", io.StringIO())  # back to a plain handler for the other tests
