@@ -161,5 +161,6 @@ class Mailout:
             return
         if any(r.outcome != "accepted" for r in results) and not mail.sender:
             log.warning(f"{mail.id}: undeliverable report dropped: no report is made about a report")
-        await self.store.write(functools.partial(mailout_store.finish, mail_id=mail.id))
+        accepted = all(r.outcome == "accepted" for r in results)
+        await self.store.write(functools.partial(mailout_store.finish, mail_id=mail.id, accepted=accepted))
         log.info(f"{mail.id}: removed")

@@ -12,6 +12,8 @@ MO states, as ``mailsms inbound list`` shows them (a contract):
 ``joined``    a part whose text went into the whole SMS (``routed_to``: the whole SMS's id)
 ``duplicate`` a part received again (``routed_to``: the id of the first one)
 ``mailed``    its mail is in the mail-out queue (``routed_to``: the mailbox)
+``delivered`` its mail was accepted (by the Maildir, the relay or the LMTP server)
+``undeliverable`` its mail was refused for good, or expired in the mail-out queue
 ``conflict``  several senders wrote to the number: the replier was asked for an #email# tag,
               and there is no ``inbound.unmatched_recipient`` to take the SMS (kept here)
 ``dropped``   empty, or nobody to route it to (kept here; the log says why)
@@ -38,10 +40,12 @@ PART = "part"
 JOINED = "joined"
 DUPLICATE = "duplicate"
 MAILED = "mailed"
+DELIVERED = "delivered"
+UNDELIVERABLE = "undeliverable"
 CONFLICT = "conflict"
 DROPPED = "dropped"
 HOLD = "hold"
-MO_STATES = (RECEIVED, PART, JOINED, DUPLICATE, MAILED, CONFLICT, DROPPED, HOLD)
+MO_STATES = (RECEIVED, PART, JOINED, DUPLICATE, MAILED, DELIVERED, UNDELIVERABLE, CONFLICT, DROPPED, HOLD)
 
 _MO_COLUMNS = "id, gateway, sender, recipient, text, udh, coding, data, received"
 
@@ -174,7 +178,8 @@ def settle(
 ) -> bool:
     """Move ``mo_id`` from ``received`` to ``state`` with what routing it caused; False when it had moved already."""
     changed = conn.execute(
-        "UPDATE inbound SET state = ?, routed_to = ? WHERE id = ? AND state = 'received'", (state, routed_to, mo_id)
+        "UPDATE inbound SET state = ?, routed_to = ?, mail_id = ? WHERE id = ? AND state = 'received'",
+        (state, routed_to, mail.id if mail is not None and state == MAILED else "", mo_id),
     ).rowcount
     if not changed:
         return False

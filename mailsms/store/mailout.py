@@ -82,8 +82,13 @@ def pending(conn: sqlite3.Connection) -> list[QueuedMail]:
 # -- operations run by the writer ---------------------------------------------------------------
 
 
-def finish(conn: sqlite3.Connection, mail_id: str) -> None:
-    """Every recipient is done: the mail leaves the queue."""
+def finish(conn: sqlite3.Connection, mail_id: str, accepted: bool = True) -> None:
+    """Every recipient is done: the mail leaves the queue, and an SMS it carried is
+    ``delivered`` (``accepted``) or ``undeliverable``, in the same transaction."""
+    conn.execute(
+        "UPDATE inbound SET state = ? WHERE mail_id = ? AND state = 'mailed'",
+        ("delivered" if accepted else "undeliverable", mail_id),
+    )
     conn.execute("DELETE FROM mailout WHERE id = ?", (mail_id,))
 
 

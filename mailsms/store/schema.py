@@ -21,7 +21,7 @@ from mailsms.store.inbound_flow import create_replies_schema
 from mailsms.store.mailout import create_mailout_schema
 from mailsms.store.reports import create_report_schema
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -44,6 +44,10 @@ def create_schema(conn: sqlite3.Connection) -> None:
             create_replies_schema(conn)
         if version < 5:
             create_accounts_schema(conn)
+        if version < 6:
+            # an MO's mail in the mail-out queue: its state follows the mail's fate
+            conn.execute("ALTER TABLE inbound ADD COLUMN mail_id TEXT NOT NULL DEFAULT ''")
+            conn.execute("CREATE INDEX IF NOT EXISTS inbound_mail_id ON inbound(mail_id) WHERE mail_id != ''")
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")

@@ -84,7 +84,7 @@ async def test_a_reply_sms_lands_in_the_senders_mailbox_threaded_under_the_mail(
     assert reply["Subject"] == "Re: Lunch?"
     assert reply["Message-ID"].endswith(">") and reply["Date"]
     assert reply.get_content() == "Yes, at noon\n"
-    assert mo_state(replies, mo_id) == ("mailed", ALICE)
+    assert await wait_settled(replies, mo_id) == ("delivered", ALICE)
 
 
 async def test_two_senders_to_one_number_send_the_replier_the_conflict_message(config: Config, state_dir: Path) -> None:
@@ -94,7 +94,7 @@ async def test_two_senders_to_one_number_send_the_replier_the_conflict_message(c
         await send_mail(daemon, BOB, subject="From Bob", message_id="<b@mail.example.test>")
         await wait_links(daemon, 2)
         mo_id = await inject(daemon, NUMBER, "Who is this?")
-        assert await wait_settled(daemon, mo_id) == ("mailed", POSTMASTER)
+        assert await wait_settled(daemon, mo_id) == ("delivered", POSTMASTER)
         await async_wait_until(lambda: len(sms_to(state_dir, NUMBER)) == 3, timeout=15, what="the conflict SMS")
     finally:
         await daemon.stop()
@@ -123,7 +123,7 @@ async def test_an_email_tag_routes_to_that_local_mailbox_and_is_removed(replies:
     (mail,) = await wait_mail(state_dir, BOB)
     assert mail.get_content() == "Tell Alice I am late\n"
     assert "In-Reply-To" not in mail and mail["Subject"] == f"SMS from {NUMBER}"
-    assert mo_state(replies, mo_id) == ("mailed", BOB)
+    assert await wait_settled(replies, mo_id) == ("delivered", BOB)
     assert mailbox(state_dir, ALICE) == []
 
 
@@ -193,7 +193,7 @@ async def test_an_mo_committed_before_a_crash_is_routed_after_the_restart(config
     store.close()
     daemon = await started(with_replies(config, unmatched_recipient=POSTMASTER))
     try:
-        assert await wait_settled(daemon, mo.id) == ("mailed", POSTMASTER)
+        assert await wait_settled(daemon, mo.id) == ("delivered", POSTMASTER)
     finally:
         await daemon.stop()
 
@@ -231,7 +231,7 @@ async def test_expired_links_are_purged_in_the_background_and_never_route(config
         await async_wait_until(lambda: links(daemon) == [], timeout=15, what="the expired link to be purged")
         assert len(links(daemon, "+15559998888")) == 1
         mo_id = await inject(daemon, NUMBER, "too late")
-        assert await wait_settled(daemon, mo_id) == ("mailed", POSTMASTER)
+        assert await wait_settled(daemon, mo_id) == ("delivered", POSTMASTER)
     finally:
         await daemon.stop()
 
@@ -313,7 +313,7 @@ async def test_an_sms_the_pipeline_fails_on_is_held_and_the_next_one_goes_throug
         bad = await inject(daemon, NUMBER, "poison")
         good = await inject(daemon, NUMBER, "fine")
         assert await wait_settled(daemon, bad) == ("hold", "")
-        assert await wait_settled(daemon, good) == ("mailed", POSTMASTER)
+        assert await wait_settled(daemon, good) == ("delivered", POSTMASTER)
     finally:
         await daemon.stop()
     assert f"{bad}: the inbound pipeline failed on this SMS; it is kept on hold" in caplog.text

@@ -171,3 +171,18 @@ def test_settle_commits_the_state_with_the_mail_and_only_once(store: SqliteStore
     assert not write(store, functools.partial(settle, mo_id="M1", state="mailed", routed_to="x@x.test", mail=mail))
     assert [m.id for m in mail_pending(store.conn)] == ["MAIL1"]
     assert states(store.conn, ["M1"]) == {"M1": ("mailed", "alice@x.test")}
+
+
+@pytest.mark.parametrize(("accepted", "final"), [(True, "delivered"), (False, "undeliverable")])
+def test_an_mo_is_done_only_when_its_mail_leaves_the_mail_out_queue(
+    store: SqliteStore, accepted: bool, final: str
+) -> None:
+    from mailsms.store import mailout as mailout_store
+
+    write(store, functools.partial(insert_inbound, mo=mo("M1", "hi")))
+    mail = NewMail("MAIL1", 1.0, "", ("alice@x.test",), b"Subject: x\r\n\r\nhi\r\n", "SMS M1")
+    write(store, functools.partial(settle, mo_id="M1", state="mailed", routed_to="alice@x.test", mail=mail))
+    assert states(store.conn, ["M1"]) == {"M1": ("mailed", "alice@x.test")}
+    write(store, functools.partial(mailout_store.finish, mail_id="MAIL1", accepted=accepted))
+    assert states(store.conn, ["M1"]) == {"M1": (final, "alice@x.test")}
+    assert mail_pending(store.conn) == []

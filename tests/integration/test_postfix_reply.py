@@ -94,6 +94,12 @@ class Bridge:
         found = rows(self.mailsms.state, "SELECT state, routed_to FROM inbound WHERE id = ?", mo_id)
         return (str(found[0][0]), str(found[0][1])) if found else ("", "")
 
+    def delivered(self, mo_id: str) -> tuple[str, str]:
+        """The MO's state once its mail left the mail-out queue (accepted by Postfix, or refused)."""
+        wait_until(lambda: self.mo_state(mo_id)[0] not in ("", "received", "part", "mailed"), timeout=WAIT,
+                   what=f"MO {mo_id} delivered")  # fmt: skip
+        return self.mo_state(mo_id)
+
     def wait_mail(self, address: str, count: int = 1) -> list[EmailMessage]:
         return [parse(raw) for raw in self.postfix.wait_for_mail(address, count, timeout=WAIT)]
 
@@ -143,7 +149,7 @@ def test_a_reply_sms_reaches_the_senders_maildir_through_postfix_threaded_and_si
     assert "by postfix.mailsms.test" in reply["Received"]  # Postfix delivered it, not mailsms itself
     assert reply.get_content().replace("\r\n", "\n") == "Yes, at noon 👍\n"
     assert bridge.verifies(raw)
-    assert bridge.mo_state(mo_id) == ("mailed", ALICE)
+    assert bridge.delivered(mo_id) == ("delivered", ALICE)
 
     # Replying to that mail by email goes out as SMS again: the loop closes.
     bridge.mail_to_sms(ALICE, "Re: Lunch?", "<lunch-2@mail.example.test>", recipient=back_to.addr_spec)
@@ -157,7 +163,7 @@ def test_an_email_tag_reaches_the_other_local_mailbox(bridge: Bridge) -> None:
     (mail,) = bridge.wait_mail(BOB)
     assert mail.get_content().replace("\r\n", "\n") == "Tell Alice yes\n"
     assert "In-Reply-To" not in mail
-    assert bridge.mo_state(mo_id) == ("mailed", BOB)
+    assert bridge.delivered(mo_id) == ("delivered", BOB)
     assert bridge.postfix.mail(ALICE) == []
 
 
@@ -185,5 +191,5 @@ def test_two_senders_to_one_number_get_the_replier_a_conflict_sms(
     assert conflict["parts"][0]["text"].startswith("Your reply could not be delivered: several people wrote")
     (kept,) = bridge.wait_mail(POSTMASTER)
     assert kept.get_content().replace("\r\n", "\n") == "Who is this?\n"
-    assert bridge.mo_state(mo_id) == ("mailed", POSTMASTER)
+    assert bridge.delivered(mo_id) == ("delivered", POSTMASTER)
     assert bridge.postfix.mail(ALICE) == bridge.postfix.mail(BOB) == []

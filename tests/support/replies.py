@@ -98,8 +98,9 @@ def mo_state(daemon: Daemon, mo_id: str) -> tuple[str, str]:
 
 
 async def wait_settled(daemon: Daemon, mo_id: str) -> tuple[str, str]:
-    await async_wait_until(lambda: mo_state(daemon, mo_id)[0] not in ("", "received", "part"), timeout=15,
-                           what=f"MO {mo_id} to be routed")  # fmt: skip
+    # "mailed" is on the way: its mail is in the mail-out queue, delivered or not soon
+    await async_wait_until(lambda: mo_state(daemon, mo_id)[0] not in ("", "received", "part", "mailed"), timeout=15,
+                           what=f"MO {mo_id} to be routed and its mail delivered")  # fmt: skip
     return mo_state(daemon, mo_id)
 
 
