@@ -32,6 +32,9 @@ class ServerConfig:
     http_listen: ListenAddress | None = listen("127.0.0.1:8025")
     message_size_limit: int = size(10_240_000)
     max_recipients: int = bounded(1000, 1, 100_000)
+    # STARTTLS on the SMTP listener: PEM certificate (chain) and key files; "": no STARTTLS.
+    tls_cert: str = ""
+    tls_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -229,8 +232,15 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
-class EmptySection:
-    """A section whose keys arrive with a later feature; any key is unknown today."""
+class InterceptConfig:
+    """Interception scripts (see mailsms.intercept): Python files defining intercept(message)."""
+
+    # Called per recipient at ingest, before the queue commit ("": none).
+    mt: str = ""
+    # Called per received SMS in the inbound pipeline, before routing ("": none).
+    mo: str = ""
+    # Time one call may take; longer is a temporary failure (451 4.3.5).
+    timeout: float = duration("2s")
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,7 @@ class Config:
     inbound: InboundConfig = field(default_factory=InboundConfig)
     mailout: MailoutConfig = field(default_factory=MailoutConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    intercept: InterceptConfig = field(default_factory=InterceptConfig)
     web: WebConfig = field(default_factory=WebConfig)
     gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
     source: str = "(built-in defaults)"
@@ -359,6 +370,16 @@ def _validate_policy(config: Config, problems: list[Problem], lines: Mapping[str
 
     for key, message in check_policy(config.policy, {g.id for g in config.gateways}):
         problems.append(Problem(key, message, lines.get(key, lines.get("policy"))))
+
+
+def _validate_files(config: Config, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    from mailsms.intercept import check_script
+    from mailsms.tls import check_tls
+
+    found = [*check_tls(config.server), *check_script("intercept.mt", config.intercept.mt),
+             *check_script("intercept.mo", config.intercept.mo)]  # fmt: skip
+    for key, message in found:
+        problems.append(Problem(key, message, lines.get(key, lines.get(key.split(".", 1)[0]))))
 
 
 def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[GatewayConfig, ...]:
@@ -453,6 +474,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_mailout(config.mailout, problems, lines)
     _validate_inbound(config, problems, lines)
     _validate_policy(config, problems, lines)
+    _validate_files(config, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

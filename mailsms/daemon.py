@@ -31,6 +31,7 @@ from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.server import Handler, listen, protocol_factory
 from mailsms.store.inbound import insert_inbound
 from mailsms.store.sqlite import SqliteStore
+from mailsms.tls import server_context
 from mailsms.values import ListenAddress
 from mailsms.web import make_app, web_services
 from replylog.store import record_on_submit
@@ -185,9 +186,10 @@ class Daemon:
     async def _bind_listeners(self) -> None:
         server_cfg = self.config.server
         self.handler = handler = Handler(self.config, None, _no_wake)  # store and wake are set by _start_queue
+        smtp_factory = protocol_factory(handler, lmtp=False, tls_context=server_context(server_cfg))
         for name, key, addr, factory in (
             ("lmtp", "server.lmtp_listen", server_cfg.lmtp_listen, protocol_factory(handler, lmtp=True)),
-            ("smtp", "server.smtp_listen", server_cfg.smtp_listen, protocol_factory(handler, lmtp=False)),
+            ("smtp", "server.smtp_listen", server_cfg.smtp_listen, smtp_factory),
         ):
             if addr is None:
                 continue

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from mailsms.config import Config
 from mailsms.errors import InternalError, MailsmsError, QueueFull
 from mailsms.inbound_mail import SmsMail, compose_mail
+from mailsms.intercept import Interceptor, MoMessage, Rejected, ScriptFailed
 from mailsms.log import event
 from mailsms.mailout import Mailout
 from mailsms.reassembly import concat_of
@@ -66,9 +67,13 @@ class InboundPipeline:
     _stopping: bool = False
     _next_purge: float = 0.0
     _local: frozenset[str] = frozenset()
+    _intercept: Interceptor[MoMessage] | None = None
 
     def __post_init__(self) -> None:
         self._local = local_domain_set(self.config.inbound.local_domains)
+        settings = self.config.intercept
+        if settings.mo:
+            self._intercept = Interceptor[MoMessage](settings.mo, "mo", settings.timeout)
 
     @property
     def keep_seconds(self) -> float:
@@ -88,6 +93,8 @@ class InboundPipeline:
             try:
                 more = await self.run_once()
                 timeout = self._sleep_time(self.clock())
+            except ScriptFailed:  # logged by the interceptor; the MO stays received, in order
+                more, timeout = False, STORE_RETRY
             except (QueueFull, InternalError) as exc:
                 log.warning("inbound: the store cannot commit now (%s); trying again in %.0fs", exc.reply(),
                             STORE_RETRY)  # fmt: skip
@@ -143,7 +150,7 @@ class InboundPipeline:
         """Reassemble or route ``mo``; True when it completed a concatenated SMS (a new MO to route)."""
         try:
             return await self._process(mo)
-        except (QueueFull, InternalError):
+        except (QueueFull, InternalError, ScriptFailed):
             raise
         except Exception:
             log.exception("%s: the inbound pipeline failed on this SMS; it is kept on hold", mo.id)
@@ -158,6 +165,12 @@ class InboundPipeline:
         if not mo.text.strip():
             await self._settle(mo, flow.DROPPED, "", status="dropped", reason="empty SMS")
             return False
+        if self._intercept is not None:
+            try:
+                mo = await self._intercepted(mo)
+            except Rejected as exc:
+                await self._settle(mo, flow.DROPPED, "", status="dropped", reason=f"intercept.mo: {exc.reply()}")
+                return False
         number = reply_number(mo.sender, self.config.address)
         record = self.config.replylog.record
         links = (
@@ -171,6 +184,12 @@ class InboundPipeline:
             log.info("%s: %s: ignored", mo.id, why)
         await self._deliver(mo, route, number, now)
         return False
+
+    async def _intercepted(self, mo: flow.StoredMo) -> flow.StoredMo:
+        """The MO as ``intercept.mo`` leaves it (Rejected: drop it; ScriptFailed: try again later)."""
+        assert self._intercept is not None
+        result = await self._intercept.apply(MoMessage(mo.sender, mo.to, mo.text, mo.gateway))
+        return dataclasses.replace(mo, sender=result.sender, to=result.to, text=result.text)
 
     async def _file_part(self, mo: flow.StoredMo, now: float) -> bool:
         """File a part with its siblings; True when it completed them (the whole SMS waits to be routed)."""

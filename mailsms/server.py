@@ -13,7 +13,9 @@ import dataclasses
 import functools
 import ipaddress
 import logging
+import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,9 +29,10 @@ from mailsms.compose import Composed, compose
 from mailsms.config import Config, QueueConfig
 from mailsms.errors import ConfigError, MailsmsError, NotReady, UnknownDomain
 from mailsms.ingest import Recipient, build_message, choose_gateway, new_queue_id, segment_for
+from mailsms.intercept import Interceptor, MtMessage, ScriptFailed
 from mailsms.log import event
 from mailsms.log import redact as redact_text
-from mailsms.policy import PolicyEngine, Request, Verdict
+from mailsms.policy import PolicyEngine, Request, Verdict, check_destination
 from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
@@ -43,6 +46,7 @@ log = logging.getLogger("mailsms.server")
 REPLY_TOO_MANY_RECIPIENTS = "452 4.5.3 too many recipients"
 REPLY_RCPT_OK = "250 2.1.5 recipient OK"
 REPLY_AUTH_NEEDS_TLS = "538 5.7.11 Encryption required for requested authentication mechanism"
+_NUMBER = re.compile(r"^(\+[1-9][0-9]{4,14}|[0-9]{3,8})$")  # what an interception script may set
 
 
 class Handler:
@@ -66,6 +70,8 @@ class Handler:
         self.inbound_wake: Callable[[], None] = _nothing  # the inbound pipeline's, once the daemon runs it
         self._gateway_ids = {g.id for g in config.gateways}
         self.policy = PolicyEngine(config.policy, self.account, clock=clock)
+        intercept = config.intercept
+        self.mt_intercept = Interceptor[MtMessage](intercept.mt, "mt", intercept.timeout) if intercept.mt else None
 
     @property
     def message_size_limit(self) -> int:
@@ -143,9 +149,12 @@ class Handler:
         replies: list[str] = []
         rows: list[NewMessage] = []
         authenticated = authenticated_sender(content, envelope.mail_params)  # for the reply log
-        for recipient in recipients:
+        for accepted in recipients:
+            recipient = accepted
             try:
-                row = self._row(recipient, sender, composed, envelope, now, authenticated=authenticated)
+                text = accepted.address.params.body or composed.text
+                recipient, text = await self.intercepted(accepted, sender, text)
+                row = self._row(recipient, sender, composed, envelope, now, text=text, authenticated=authenticated)
                 self.policy.charge_parts(sender, _verdict(recipient), len(row.parts))
                 rows.append(row)
                 replies.append("")
@@ -182,10 +191,9 @@ class Handler:
         envelope: SmsEnvelope,
         now: float,
         *,
+        text: str,
         authenticated: bool = False,
     ) -> NewMessage:
-        address = recipient.address
-        text = address.params.body if address.params.body else composed.text
         dsn = {k: v for k, v in envelope.mail_params.items() if k in ("RET", "ENVID")}
         return self.new_message(
             recipient,
@@ -199,6 +207,30 @@ class Handler:
         )
 
     # -- shared with the HTTP send API (mailsms.web_send) --------------------------
+
+    async def intercepted(self, recipient: Recipient, sender: str, text: str) -> tuple[Recipient, str]:
+        """The recipient and text as ``intercept.mt`` leaves them (Rejected, ScriptFailed: its replies).
+
+        A new number is judged again by the destination rules: a script cannot open a premium range.
+        """
+        if self.mt_intercept is None:
+            return recipient, text
+        address = recipient.address
+        given = MtMessage(address.number, address.params.sender or "", text, recipient.gateway, sender)
+        result = await self.mt_intercept.apply(given)
+        if result.number != given.number:
+            if not _NUMBER.match(result.number):
+                log.warning("intercept.mt: %r is no E.164 number or short code", result.number[:40])
+                raise ScriptFailed()
+            check_destination(result.number, self.config.policy)
+        if result.route and result.route not in self._gateway_ids:
+            log.warning("intercept.mt: route %r is no configured gateway", result.route[:64])
+            raise ScriptFailed()
+        if (result.number, result.sender, result.route) != (given.number, given.sender, given.route):
+            params = dataclasses.replace(address.params, sender=result.sender or None)
+            address = dataclasses.replace(address, number=result.number, params=params)
+            recipient = dataclasses.replace(recipient, address=address, gateway=result.route)
+        return recipient, result.text
 
     def check_gateway(self, address: SmsAddress) -> None:
         """An ``id=`` parameter must name a configured gateway (UnknownDomain, 5.1.1)."""
@@ -354,13 +386,17 @@ def _hostname() -> str:
     return socket.getfqdn()
 
 
-def protocol_factory(handler: Handler, lmtp: bool) -> Callable[[], asyncio.Protocol]:
-    """A protocol factory for ``loop.create_server``."""
+def protocol_factory(
+    handler: Handler, lmtp: bool, tls_context: ssl.SSLContext | None = None
+) -> Callable[[], asyncio.Protocol]:
+    """A protocol factory for ``loop.create_server``; ``tls_context`` offers STARTTLS (SMTP only)."""
     hostname = _hostname()
     cls = GatewayLMTP if lmtp else GatewaySMTP
 
     # SMTP AUTH on the SMTP listener only; Handler.authenticate allows it after STARTTLS or on loopback.
     auth: dict[str, Any] = {} if lmtp else {"authenticator": handler.authenticate, "auth_require_tls": False}
+    if tls_context is not None and not lmtp:  # LMTP from the local MTA stays plain
+        auth["tls_context"] = tls_context
 
     def make() -> asyncio.Protocol:
         proto: asyncio.Protocol = cls(

@@ -80,6 +80,10 @@ def error_response(status: int, message: str, enhanced: str, headers: Mapping[st
 
 def http_status(exc: MailsmsError) -> int:
     """The HTTP status for an error of the tree: 401/403 for access, 429/503 when later may work."""
+    from mailsms.intercept import Rejected
+
+    if isinstance(exc, Rejected) and exc.http:  # an interception script chose it
+        return exc.http
     if isinstance(exc, AuthFailed):
         return 401
     if isinstance(exc, NotAuthorized):

@@ -76,6 +76,7 @@ async def send(request: web.Request) -> web.Response:
     authenticated = bool(verdict.account) or vouched
     recipient = Recipient(address=address, shown=shown, account=verdict.account, gateway=verdict.gateway,
                           authenticated=authenticated)  # fmt: skip
+    recipient, text = await handler.intercepted(recipient, "", text)
     now = handler.clock()
     row = handler.new_message(recipient, "", text, now, authenticated=authenticated)
     engine.charge_parts(f"[{request.remote}]", verdict, len(row.parts))

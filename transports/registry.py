@@ -25,6 +25,7 @@ _MODULES: dict[str, str] = {
     "kannel": "transports.kannel",
     "modem": "transports.modem",
     "smstools": "transports.smstools",
+    "gammu": "transports.gammu",
 }
 
 

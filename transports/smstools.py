@@ -24,13 +24,11 @@ taken from ``sent/`` and ``failed/``: other programs may share the spool.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import logging
 import os
 import re
 import secrets
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from mailsms.errors import TransportDown
 from mailsms.schema import bounded, duration
 from ndr import codes
 from transports import smstools_format as fmt
+from transports import spool_files
 from transports.base import DeliveryReport, Outcome, OutgoingSms, PartResult, TransportContext
 from transports.spool_journal import Entry, Journal
 
@@ -107,14 +106,6 @@ def _ignored(name: str) -> bool:
     return name.startswith((".", "smsd_script")) or name.endswith(".LOCK") or "-concatenated" in name
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class SmstoolsTransport:
     """See the module docstring."""
 
@@ -130,8 +121,7 @@ class SmstoolsTransport:
         self.state = context.state_dir / "smstools" / safe
         self.journal = Journal(self.state / "journal.jsonl", clock=clock)
         self.name = f"smstools {context.gateway_id}"
-        self._poller: asyncio.Task[None] | None = None
-        self._wakeup = asyncio.Event()
+        self._poller = spool_files.Poller(self.poll, options.poll_interval, f"smstools-{self.gateway_id}")
         self._warned: set[str] = set()
         self._polling = asyncio.Lock()  # the poller and a caller (tests, a wake-up) never take one file twice
 
@@ -148,7 +138,7 @@ class SmstoolsTransport:
     async def start(self) -> None:
         """Check the spool as smsd does at its start; TransportDown names what is wrong."""
         await asyncio.to_thread(self._check)
-        self._poller = asyncio.create_task(self._poll_forever(), name=f"smstools-{self.gateway_id}")
+        self._poller.start()
 
     def _check(self) -> None:
         where = f"smstools gateway {self.gateway_id}"
@@ -166,40 +156,11 @@ class SmstoolsTransport:
                 raise TransportDown(f"{where}: no permission to use {path}: mailsms must read and write it")
         if not self.dirs["report"].is_dir() and self.options.report:
             log.warning("%s: no %s: status reports are read from incoming/", self.name, self.dirs["report"])
-        try:
-            self.temp_dir.mkdir(mode=0o2770, exist_ok=True)
-        except OSError as exc:
-            raise TransportDown(f"{where}: cannot create {self.temp_dir} (temp_dir): {exc.strerror}") from None
-        if not os.access(self.temp_dir, os.W_OK | os.X_OK):
-            raise TransportDown(f"{where}: {self.temp_dir} (temp_dir) is not writable")
-        if self.temp_dir.stat().st_dev != self.dirs["outgoing"].stat().st_dev:
-            raise TransportDown(f"{where}: {self.temp_dir} (temp_dir) is not on the file system of outgoing/")
-        for stale in self.temp_dir.glob(f".{PREFIX}*"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-        try:
-            self.state.mkdir(mode=0o700, parents=True, exist_ok=True)
-            (self.state / "bad").mkdir(mode=0o700, exist_ok=True)
-            self.journal.load()
-        except OSError as exc:
-            raise TransportDown(f"{where}: cannot use {self.state}: {exc.strerror}") from None
+        spool_files.prepare_temp_dir(self.temp_dir, self.dirs["outgoing"], where, f".{PREFIX}*")
+        spool_files.prepare_state(self.state, self.journal.load, where)
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
-
-    async def _poll_forever(self) -> None:
-        while True:
-            try:
-                await self.poll()
-            except Exception:  # a bug must not stop the poller: logged, tried again
-                log.exception("%s: poll failed", self.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.options.poll_interval)
-            self._wakeup.clear()
+        await self._poller.close()
 
     # -- sending ----------------------------------------------------------------------
 
@@ -228,24 +189,7 @@ class SmstoolsTransport:
         return results
 
     def _publish(self, name: str, content: bytes) -> None:
-        """Write ``content`` under a temporary name, sync it, rename it into ``outgoing/``."""
-        temp = self.temp_dir / f".{name}"
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            try:
-                os.fchmod(fd, self.options.file_mode)  # smsd runs as its own user
-                view = memoryview(content)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temp, self.dirs["outgoing"] / name)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
-        _fsync_dir(self.dirs["outgoing"])
+        spool_files.publish(self.temp_dir, self.dirs["outgoing"], name, content, self.options.file_mode)
 
     async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
         """Parts with a file anywhere in the spool or in the journal."""
@@ -331,25 +275,15 @@ class SmstoolsTransport:
             return None
 
     def _set_aside(self, path: Path, reason: str) -> None:
-        target = self.state / "bad" / f"{path.parent.name}-{path.name}"
-        try:
-            shutil.move(path, target)
-        except OSError as exc:
-            self._warn_once(f"bad {path}", f"cannot move unreadable {path} ({reason}) aside: {exc.strerror}")
-            return
-        log.warning("%s: unreadable %s (%s) moved to %s", self.name, path, reason, target)
+        problem = spool_files.set_aside(path, self.state / "bad", reason, self.name)
+        if problem:
+            self._warn_once(f"bad {path}", f"cannot move unreadable {path} ({reason}) aside: {problem}")
 
     def _done(self, path: Path) -> None:
         """A file whose result is committed: removed, or moved to ``archive``."""
-        try:
-            if self.options.archive:
-                shutil.move(path, Path(self.options.archive) / f"{path.parent.name}-{path.name}")
-            else:
-                path.unlink()
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            self._warn_once(f"done {path}", f"cannot remove {path}: {exc.strerror}")
+        problem = spool_files.finish(path, self.options.archive)
+        if problem:
+            self._warn_once(f"done {path}", f"cannot remove {path}: {problem}")
 
     def _take_sent(self, name: str) -> None:
         parsed_name = parse_name(name)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,7 +22,7 @@ from mailsms.store.accounts import get_account, put_account
 from mailsms.values import ListenAddress
 from tests.component.test_ingest import lmtp, mail, outbox_files
 from tests.conftest import replace_server
-from tests.support.lmtp import LmtpClient
+from tests.support.lmtp import LmtpClient, Reply
 from tests.support.wait import async_wait_until
 from tests.support.web import call, outbox_gateway, with_web
 
@@ -182,30 +184,56 @@ async def test_http_api_accounts_their_limit_and_429(strict: Daemon, state_dir: 
     assert (over.status, over.body["status"]) == (429, "4.2.2") and "Retry-After" in over.headers
 
 
-async def test_abuse_premium_prefixes_and_over_limit_senders_never_reach_the_transport(
+async def pipelined_rcpts(client: LmtpClient, sender: str, recipients: list[str]) -> list[Reply]:
+    """MAIL, every RCPT and RSET in one write (PIPELINING); the RCPT replies."""
+    lines = [f"MAIL FROM:<{sender}>", *(f"RCPT TO:<{r}>" for r in recipients), "RSET"]
+
+    async def write() -> None:
+        client.writer.write(("\r\n".join(lines) + "\r\n").encode())
+        await client.writer.drain()
+
+    writing = asyncio.create_task(write())  # read while writing: neither side's buffer can fill up
+    replies = [await client.read_reply() for _ in lines]
+    await writing
+    assert replies[0].code == 250 and replies[-1].code == 250
+    return replies[1:-1]
+
+
+ABUSE_ATTEMPTS = 10_000
+
+
+async def test_abuse_10000_premium_and_over_limit_attempts_never_reach_the_transport(
     config: Config, state_dir: Path
 ) -> None:
     changed = with_policy(config, sender_messages_per_hour=5, blocked_prefixes=["+44"])
     daemon = Daemon(changed)
     await daemon.start()
+    started = time.monotonic()
     try:
         client = await lmtp(daemon)
-        codes: list[int] = []
+        premium: list[int] = []
+        limited: list[int] = []
         try:
-            premium = ["+19005550123", "+881612345678", "+979123456789", "+449098790000", "+447700900123"]
-            for round_ in range(20):
-                recipients = [rcpt(n) for n in premium * 10]
-                _, rcpts, _ = await client.send(f"fraud{round_}@example.com", recipients, mail("x"))
-                codes += [r.code for r in rcpts]
-            _, rcpts, data = await client.send("busy@example.com", [rcpt()] * 10, mail("x"))
+            _, rcpts, data = await client.send("busy@example.com", [rcpt()] * 5, mail("x"))  # the sender's 5
+            assert [r.code for r in rcpts + data] == [250] * 10
+            numbers = ["+19005550123", "+881612345678", "+979123456789", "+449098790000", "+870772112345"]
+            for round_ in range(ABUSE_ATTEMPTS // 2 // 1000):
+                replies = await pipelined_rcpts(client, f"fraud{round_}@example.com", [rcpt(n) for n in numbers] * 200)
+                premium += [r.code for r in replies]
+                replies = await pipelined_rcpts(client, "busy@example.com", [rcpt(f"+1555123{round_}{i:03}")
+                                                                             for i in range(1000)])  # fmt: skip
+                limited += [r.code for r in replies]
         finally:
             await client.close()
-        assert set(codes) == {550}
-        assert [r.code for r in rcpts] == [250] * 5 + [450] * 5
-        assert all(r.code == 250 for r in data)
-        await async_wait_until(lambda: len(outbox_files(state_dir)) == 5, what="five outbox files")
+        assert len(premium) + len(limited) == ABUSE_ATTEMPTS
+        assert set(premium) == {550} and set(limited) == {450}
+        await async_wait_until(lambda: len(outbox_files(state_dir)) == 5, what="the five legitimate outbox files")
+        assert daemon.store is not None
+        queued = daemon.store.conn.execute("SELECT count(*) FROM message").fetchone()[0]
     finally:
         await daemon.stop()
+    assert time.monotonic() - started < 15
+    assert queued == 5
     assert {f["to"] for f in outbox_files(state_dir)} == {NUMBER}
 
 
@@ -217,6 +245,7 @@ async def test_no_password_reaches_logs_queue_rows_or_listings(
     request: pytest.FixtureRequest,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="mailsms")  # a test before may have left it at WARNING (log.setup)
     ours = logging.getLogger("mailsms")  # log.setup (run by other tests) stops propagation
     ours.addHandler(caplog.handler)
     request.addfinalizer(lambda: ours.removeHandler(caplog.handler))

@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from mailsms.errors import TransportDown
-from mailsms.segment.split import split_text
 from tests.fakes.smsd import SimulatedSmsd
+from tests.support.spool_host import Host, Make, message, transports_of
 from transports import smstools
-from transports.base import DeliveryReport, IncomingSms, Outcome, OutgoingPart, OutgoingSms, TransportContext
+from transports.base import Outcome, OutgoingSms
 
 LONG = "The quick brown fox {jumps} over the lazy dog @ noon. " * 4  # two GSM parts, with escapes
-
-
-def message(text: str, queue_id: str = "Q1", to: str = "+15551234567") -> OutgoingSms:
-    split = split_text(text, reference=0x5F)
-    parts = tuple(OutgoingPart(i, p.text, p.udh) for i, p in enumerate(split.parts, 1))
-    return OutgoingSms(queue_id, to, parts, len(parts), split.encoding)
-
-
-class Host:
-    """What the daemon gives a transport: sinks that record (or refuse)."""
-
-    def __init__(self) -> None:
-        self.reports: list[DeliveryReport] = []
-        self.mos: list[IncomingSms] = []
-        self.refuse = False
-
-    async def report(self, report: DeliveryReport) -> None:
-        self.reports.append(report)
-
-    async def mo(self, sms: IncomingSms) -> str:
-        if self.refuse:
-            raise RuntimeError("store is down")
-        self.mos.append(sms)
-        return f"in{len(self.mos)}"
-
-
-Make = Callable[..., Awaitable[smstools.SmstoolsTransport]]
 
 
 @pytest.fixture
@@ -56,20 +29,8 @@ def host() -> Host:
 
 @pytest.fixture
 async def make(tmp_path: Path, smsd: SimulatedSmsd, host: Host) -> AsyncIterator[Make]:
-    started: list[smstools.SmstoolsTransport] = []
-
-    async def build(**changes: object) -> smstools.SmstoolsTransport:
-        fields: dict[str, object] = {"spool": str(smsd.spool), "settle": 0.0, "poll_interval": 3600.0}
-        fields.update(changes)
-        context = TransportContext("sms1", tmp_path / "state", host.report, mo_sink=host.mo)
-        transport = smstools.create(smstools.Options(**fields), context)  # type: ignore[arg-type]
-        await transport.start()
-        started.append(transport)
-        return transport
-
-    yield build
-    for transport in started:
-        await transport.close()
+    async for build in transports_of(smstools, smsd.spool, tmp_path / "state", host):
+        yield build
 
 
 async def test_long_gsm_text_becomes_one_file_per_part_with_udh(make: Make, smsd: SimulatedSmsd) -> None:
