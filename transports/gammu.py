@@ -26,7 +26,6 @@ after a crash harmless.  Unreadable inbox files go to ``<state>/gammu/<gateway>/
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import re
@@ -39,14 +38,13 @@ from mailsms.errors import TransportDown
 from mailsms.schema import bounded, duration
 from transports import gammu_format as fmt
 from transports import spool_files
-from transports.base import DeliveryReport, Outcome, OutgoingSms, PartResult, TransportContext
+from transports.base import DeliveryReport, OutgoingPart, OutgoingSms, PartResult, TransportContext
+from transports.spool_base import SpoolTransport, message_id
 from transports.spool_journal import Entry, Journal
 
 log = logging.getLogger("mailsms.gammu")
 
 FOLDERS = ("inbox", "outbox", "sent", "error")
-_SAFE_QUEUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{0,127}$")
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True)
@@ -80,13 +78,13 @@ class Options:
         return problems
 
 
-def message_id(queue_id: str, seq: int) -> str:
-    """The id reported for a part: stable across resubmits of the part."""
-    return f"{queue_id}.{seq}"
-
-
-class GammuTransport:
+class GammuTransport(SpoolTransport):
     """See the module docstring."""
+
+    kind = "gammu"
+    out_folder = "outbox"
+    seen_folders = ("outbox", "sent", "error")
+    parse_name = staticmethod(fmt.parse_name)
 
     def __init__(self, options: Options, context: TransportContext, *, clock: Callable[[], float] = time.time) -> None:
         self.gateway_id = context.gateway_id
@@ -102,6 +100,7 @@ class GammuTransport:
         self.name = f"gammu {context.gateway_id}"
         self._poller = spool_files.Poller(self.poll, options.poll_interval, f"gammu-{self.gateway_id}")
         self._warned: set[str] = set()
+        self.file_mode = options.file_mode
         self._polling = asyncio.Lock()  # the poller and a caller never take one file twice
 
     @property
@@ -146,40 +145,13 @@ class GammuTransport:
 
     async def submit(self, sms: OutgoingSms) -> list[PartResult]:
         """One backup file per part into ``outbox/``; stops at the first part that could not be written."""
-        results: list[PartResult] = []
-        if sms.parts and not _SAFE_QUEUE_ID.match(sms.queue_id):
-            return [PartResult(sms.parts[0].seq, Outcome.PERMANENT, f"gammu: unusable queue id {sms.queue_id!r}")]
         when = self._clock()
-        for part in sms.parts:
+
+        def build(part: OutgoingPart) -> tuple[str, bytes]:
             name = fmt.outbox_name(sms, part.seq, 0, when, self.options.priority)
-            try:
-                await asyncio.to_thread(self._publish, name, fmt.outgoing_file(sms, part))
-            except OSError as exc:
-                dsn = "4.3.1" if exc.errno in _DISK_FULL else "4.4.1"
-                reason = f"gammu: cannot write into {self.dirs['outbox']}: {exc.strerror}"
-                results.append(PartResult(part.seq, Outcome.TEMPORARY, reason, dsn=dsn))
-                break
-            results.append(PartResult(part.seq, Outcome.SUBMITTED, message_id=message_id(sms.queue_id, part.seq)))
-        return results
+            return name, fmt.outgoing_file(sms, part)
 
-    def _publish(self, name: str, content: bytes) -> None:
-        spool_files.publish(self.temp_dir, self.dirs["outbox"], name, content, self.options.file_mode)
-
-    async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
-        """Parts with a file anywhere in the spool or in the journal."""
-        if not _SAFE_QUEUE_ID.match(sms.queue_id):
-            return {}
-        found = await asyncio.to_thread(self._parts_seen, sms.queue_id)
-        return {p.seq: message_id(sms.queue_id, p.seq) for p in sms.parts if p.seq in found}
-
-    def _parts_seen(self, queue_id: str) -> set[int]:
-        seen = self.journal.parts(queue_id)
-        for folder in ("outbox", "sent", "error"):
-            for name in self._list(folder):
-                parsed = fmt.parse_name(name)
-                if parsed is not None and parsed[0] == queue_id:
-                    seen.add(parsed[1])
-        return seen
+        return await self.write_parts(sms, build)
 
     # -- what gammu-smsd leaves ----------------------------------------------------------
 
@@ -194,23 +166,9 @@ class GammuTransport:
                 for group in await asyncio.to_thread(self._inbox_groups):
                     await self._take_mo(group)
 
-    def _list(self, folder: str) -> list[str]:
-        try:
-            names = sorted(os.listdir(self.dirs[folder]))
-        except OSError as exc:
-            self._warn_once(folder, f"cannot read {self.dirs[folder]}: {exc.strerror}")
-            return []
-        self._warned.discard(folder)
-        return names
-
     def _ours(self, folder: str) -> list[str]:
         """Our files in ``folder``: other programs may share the spool."""
         return [name for name in self._list(folder) if fmt.parse_name(name) is not None]
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("%s: %s", self.name, message)
 
     def _done(self, path: Path) -> None:
         problem = spool_files.finish(path, self.options.archive)

@@ -24,7 +24,6 @@ taken from ``sent/`` and ``failed/``: other programs may share the spool.
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import os
 import re
@@ -39,15 +38,14 @@ from mailsms.schema import bounded, duration
 from ndr import codes
 from transports import smstools_format as fmt
 from transports import spool_files
-from transports.base import DeliveryReport, Outcome, OutgoingSms, PartResult, TransportContext
+from transports.base import DeliveryReport, OutgoingPart, OutgoingSms, PartResult, TransportContext
+from transports.spool_base import SpoolTransport, message_id
 from transports.spool_journal import Entry, Journal
 
 log = logging.getLogger("mailsms.smstools")
 
 FOLDERS = ("outgoing", "checked", "incoming", "sent", "failed", "report")
 PREFIX = "mailsms_"
-_SAFE_QUEUE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-_]{0,127}$")
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 STALE_LOCK = 600.0  # a .LOCK older than this is left over from a crash of smsd
 ORPHAN_AGE = 3600.0  # a status report matching nothing for this long goes to bad/
 
@@ -82,11 +80,6 @@ class Options:
         return problems
 
 
-def message_id(queue_id: str, seq: int) -> str:
-    """The id reported for a part: stable across resubmits of the part."""
-    return f"{queue_id}.{seq}"
-
-
 def file_name(queue_id: str, seq: int, attempt: int) -> str:
     return f"{PREFIX}{queue_id}_{seq}_{attempt}_{secrets.token_hex(4)}"
 
@@ -106,8 +99,13 @@ def _ignored(name: str) -> bool:
     return name.startswith((".", "smsd_script")) or name.endswith(".LOCK") or "-concatenated" in name
 
 
-class SmstoolsTransport:
+class SmstoolsTransport(SpoolTransport):
     """See the module docstring."""
+
+    kind = "smstools"
+    out_folder = "outgoing"
+    seen_folders = ("outgoing", "checked", "sent", "failed")
+    parse_name = staticmethod(parse_name)
 
     def __init__(self, options: Options, context: TransportContext, *, clock: Callable[[], float] = time.time) -> None:
         self.gateway_id = context.gateway_id
@@ -123,6 +121,7 @@ class SmstoolsTransport:
         self.name = f"smstools {context.gateway_id}"
         self._poller = spool_files.Poller(self.poll, options.poll_interval, f"smstools-{self.gateway_id}")
         self._warned: set[str] = set()
+        self.file_mode = options.file_mode
         self._polling = asyncio.Lock()  # the poller and a caller (tests, a wake-up) never take one file twice
 
     @property
@@ -166,46 +165,12 @@ class SmstoolsTransport:
 
     async def submit(self, sms: OutgoingSms) -> list[PartResult]:
         """One file per part into ``outgoing/``; stops at the first part that could not be written."""
-        results: list[PartResult] = []
-        if sms.parts and not _SAFE_QUEUE_ID.match(sms.queue_id):
-            reason = f"smstools: unusable queue id {sms.queue_id!r}"
-            return [PartResult(sms.parts[0].seq, Outcome.PERMANENT, reason)]
-        for part in sms.parts:
-            try:
-                content = fmt.outgoing_file(sms, part, report=self.options.report or sms.report,
-                                            queue=self.options.queue)  # fmt: skip
-            except ValueError as exc:
-                results.append(PartResult(part.seq, Outcome.PERMANENT, f"smstools: {exc}", dsn="5.6.0"))
-                break
-            name = file_name(sms.queue_id, part.seq, 0)
-            try:
-                await asyncio.to_thread(self._publish, name, content)
-            except OSError as exc:
-                dsn = "4.3.1" if exc.errno in _DISK_FULL else "4.4.1"
-                reason = f"smstools: cannot write into {self.dirs['outgoing']}: {exc.strerror}"
-                results.append(PartResult(part.seq, Outcome.TEMPORARY, reason, dsn=dsn))
-                break
-            results.append(PartResult(part.seq, Outcome.SUBMITTED, message_id=message_id(sms.queue_id, part.seq)))
-        return results
 
-    def _publish(self, name: str, content: bytes) -> None:
-        spool_files.publish(self.temp_dir, self.dirs["outgoing"], name, content, self.options.file_mode)
+        def build(part: OutgoingPart) -> tuple[str, bytes]:
+            content = fmt.outgoing_file(sms, part, report=self.options.report or sms.report, queue=self.options.queue)
+            return file_name(sms.queue_id, part.seq, 0), content
 
-    async def already_submitted(self, sms: OutgoingSms) -> dict[int, str]:
-        """Parts with a file anywhere in the spool or in the journal."""
-        if not _SAFE_QUEUE_ID.match(sms.queue_id):
-            return {}
-        found = await asyncio.to_thread(self._parts_seen, sms.queue_id)
-        return {p.seq: message_id(sms.queue_id, p.seq) for p in sms.parts if p.seq in found}
-
-    def _parts_seen(self, queue_id: str) -> set[int]:
-        seen = self.journal.parts(queue_id)
-        for folder in ("outgoing", "checked", "sent", "failed"):
-            for name in self._list(folder):
-                parsed = parse_name(name)
-                if parsed is not None and parsed[0] == queue_id:
-                    seen.add(parsed[1])
-        return seen
+        return await self.write_parts(sms, build)
 
     # -- what smsd leaves --------------------------------------------------------------
 
@@ -225,18 +190,6 @@ class SmstoolsTransport:
         if self.options.receive:
             for name in await asyncio.to_thread(self._ready, "incoming", self.options.settle):
                 await self._take_file("incoming", name)
-
-    def _list(self, folder: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self.dirs[folder]))
-        except OSError as exc:
-            self._warn_once(folder, f"cannot read {self.dirs[folder]}: {exc.strerror}")
-            return []
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning("%s: %s", self.name, message)
 
     def _ready(self, folder: str, settle: float = 0.0) -> list[str]:
         """Names in ``folder`` smsd is done with: no fresh ``.LOCK`` beside them, unchanged for ``settle``."""
