@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mailsms.scheduler")
 
+WAKE_GATHER = 0.01  # seconds a wake-up waits for others before the queue is looked at
 ORPHAN_CHECK_INTERVAL = 60.0  # seconds between looks for messages of unconfigured gateways
 
 
@@ -110,6 +111,10 @@ class Scheduler:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+            if self._wake.is_set() and not self._stopping:
+                # Woken by a commit: let the commits of the next few milliseconds join this
+                # pass, so a busy listener costs one look at the queue per batch, not per mail.
+                await asyncio.sleep(WAKE_GATHER)
 
     def _sleep_time(self, now: float) -> float:
         # What is due by ``now`` is in flight or waits for room, and a landing wakes us:

@@ -149,12 +149,14 @@ class Handler:
         replies: list[str] = []
         rows: list[NewMessage] = []
         authenticated = authenticated_sender(content, envelope.mail_params)  # for the reply log
+        headers = scrubbed(composed.original_headers)  # the same for every recipient
         for accepted in recipients:
             recipient = accepted
             try:
                 text = accepted.address.params.body or composed.text
                 recipient, text = await self.intercepted(accepted, sender, text)
-                row = self._row(recipient, sender, composed, envelope, now, text=text, authenticated=authenticated)
+                row = self._row(recipient, sender, composed, envelope, now, text=text, headers=headers,
+                                authenticated=authenticated)  # fmt: skip
                 self.policy.charge_parts(sender, _verdict(recipient), len(row.parts))
                 rows.append(row)
                 replies.append("")
@@ -192,6 +194,7 @@ class Handler:
         now: float,
         *,
         text: str,
+        headers: tuple[tuple[str, str], ...],
         authenticated: bool = False,
     ) -> NewMessage:
         dsn = {k: v for k, v in envelope.mail_params.items() if k in ("RET", "ENVID")}
@@ -201,7 +204,7 @@ class Handler:
             text,
             now,
             envelope_dsn=dsn,
-            headers=scrubbed(composed.original_headers),
+            headers=headers,
             auto_submitted=composed.auto_submitted,
             authenticated=authenticated,
         )
