@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_replylog",
     "mailsms.cmd_dkim",
     "mailsms.cmd_accounts",
+    "mailsms.cmd_milter",
 )
 
 

@@ -244,6 +244,14 @@ class InterceptConfig:
 
 
 @dataclass(frozen=True)
+class MilterConfig:
+    """The milter (see milter/): the MTA asks mailsms about sms: recipients at RCPT time."""
+
+    # Postfix notation: "inet:127.0.0.1:8891" or "unix:/path"; "": no milter.
+    listen: str = ""
+
+
+@dataclass(frozen=True)
 class WebhookKeys:
     """Keys every ``[[gateway]]`` takes, whatever its type: who may call its webhooks."""
 
@@ -287,6 +295,7 @@ class Config:
     mailout: MailoutConfig = field(default_factory=MailoutConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     intercept: InterceptConfig = field(default_factory=InterceptConfig)
+    milter: MilterConfig = field(default_factory=MilterConfig)
     web: WebConfig = field(default_factory=WebConfig)
     gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
     source: str = "(built-in defaults)"
@@ -446,6 +455,17 @@ def _line_or(lines: Mapping[str, int], fallback: int | None, key: str) -> int | 
     return lines.get(key, fallback)
 
 
+def _validate_milter(milter: MilterConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    from milter.protocol import parse_socket
+
+    if not milter.listen:
+        return
+    try:
+        parse_socket(milter.listen)
+    except ValueError as exc:
+        problems.append(Problem("milter.listen", str(exc), lines.get("milter.listen")))
+
+
 def parse(text: str, source: str = "<string>") -> Config:
     """Parse TOML text into a Config; raises ConfigInvalid listing every problem."""
     try:
@@ -475,6 +495,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_inbound(config, problems, lines)
     _validate_policy(config, problems, lines)
     _validate_files(config, problems, lines)
+    _validate_milter(config.milter, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

@@ -199,8 +199,20 @@ class Daemon:
                 raise ListenError(f"cannot listen on {addr} ({key}): {exc.strerror or exc}") from None
             self.servers.append(srv)
             self.bound[name] = _bound_address(srv, addr)
+        if self.config.milter.listen:
+            await self._bind_milter(handler, self.config.milter.listen)
         if server_cfg.http_listen is not None:
             await self._start_http(server_cfg.http_listen)
+
+    async def _bind_milter(self, handler: Handler, spec: str) -> None:
+        from milter.server import start_milter
+
+        try:
+            srv = await start_milter(handler, spec, start_serving=False)
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {spec} (milter.listen): {exc.strerror or exc}") from None
+        log.info("milter on %s", spec)
+        self.servers.append(srv)
 
     async def _start_http(self, addr: ListenAddress) -> None:
         assert self.handler is not None  # made by _bind_listeners first

@@ -387,10 +387,11 @@ class PolicyEngine:
     def trusted(self, client: str | None, also: tuple[Network, ...] = ()) -> bool:
         return in_networks(client, self.config.trusted_networks) or in_networks(client, also)
 
-    async def check(self, request: Request, *, already: int = 0) -> Verdict:
-        """The decision for one recipient, with its message token taken; raises the error to answer."""
+    async def check(self, request: Request, *, already: int = 0, take: bool = True) -> Verdict:
+        """The decision for one recipient, with its message token taken (unless ``take`` is False:
+        a look ahead, as the milter's, that the LMTP delivery will make again); raises the error to answer."""
         verdict, account = await self.identify(request)
-        return self.admit(request, verdict, account, already=already)
+        return self.admit(request, verdict, account, already=already, take=take)
 
     async def identify(self, request: Request) -> tuple[Verdict, Account | None]:
         """Authentication alone (the API answers 401 before it judges the request)."""
@@ -406,10 +407,13 @@ class PolicyEngine:
                 await self.failed(request.client)
             raise
 
-    def admit(self, request: Request, verdict: Verdict, account: Account | None, *, already: int = 0) -> Verdict:
+    def admit(
+        self, request: Request, verdict: Verdict, account: Account | None, *, already: int = 0, take: bool = True
+    ) -> Verdict:
         """The rest of the decision, then the message token; raises the error to answer."""
         admit(request, self.rules, verdict, account, self.clock(), already=already)
-        charge(self._message_buckets(request, verdict), "message")
+        if take:
+            charge(self._message_buckets(request, verdict), "message")
         return verdict
 
     def charge_parts(self, request_sender: str, verdict: Verdict, parts: int) -> None:

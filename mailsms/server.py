@@ -89,7 +89,11 @@ class Handler:
             return None
         return get_account(self.store.conn, user)
 
-    async def check_rcpt(self, envelope: SmsEnvelope, address: str, params: dict[str, str]) -> str:
+    async def check_rcpt(
+        self, envelope: SmsEnvelope, address: str, params: dict[str, str], *, take_tokens: bool = True
+    ) -> str:
+        """The RCPT reply for ``address``; ``take_tokens=False`` judges without using up rate
+        limits (the milter looks ahead of the LMTP delivery that counts)."""
         limit = self.config.server.max_recipients
         if self.config.policy.max_recipients_per_message:
             limit = min(limit, self.config.policy.max_recipients_per_message)
@@ -117,7 +121,7 @@ class Handler:
             )
             name = envelope.auth_user or request.user
             already = sum(1 for r in envelope.accepted if name and r.account == name)
-            verdict = await self.policy.check(request, already=already)
+            verdict = await self.policy.check(request, already=already, take=take_tokens)
             self.check_account_gateway(verdict)
         except MailsmsError as exc:
             log.info("reject: RCPT from=<%s> to=<%s> client=%s: %s", sender, shown, envelope.client, exc.reply())

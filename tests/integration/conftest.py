@@ -31,8 +31,11 @@ def postfix_instance() -> Iterator[PostfixFactory]:
             sms_domain: str = "sms.example.test",
             lmtp_host: str = "127.0.0.1",
             mailboxes: Sequence[str] = (),
+            extra_config: str = "",
         ) -> PostfixInstance:
-            instance = PostfixInstance(lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain, mailboxes=mailboxes)
+            instance = PostfixInstance(
+                lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain, mailboxes=mailboxes, extra_config=extra_config
+            )
             return stack.enter_context(instance)
 
         yield start

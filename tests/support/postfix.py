@@ -132,7 +132,9 @@ class PostfixInstance:
         lmtp_host: str = "127.0.0.1",
         sms_domain: str = "sms.example.test",
         mailboxes: Sequence[str] = (),
+        extra_config: str = "",
     ) -> None:
+        self.extra_config = extra_config  # main.cf lines appended as given (smtpd_milters, ...)
         self.lmtp_host = lmtp_host
         self.lmtp_port = lmtp_port
         self.sms_domain = sms_domain
@@ -220,6 +222,9 @@ class PostfixInstance:
         )
         if self.mailboxes:
             self._write_mailboxes()
+        if self.extra_config:
+            with open(self.config_dir / "main.cf", "a") as main_cf:
+                main_cf.write("\n" + self.extra_config.strip() + "\n")
 
     def _write_mailboxes(self) -> None:
         self.mail_dir = self.root / "mail"
