@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 import time
@@ -22,7 +21,7 @@ NUMBER = "+15551234567"
 POSTMASTER = "postmaster@mail.example.test"
 
 MT_SCRIPT = """
-import time
+import threading
 
 def intercept(message):
     if message.number == "+15550000001":
@@ -30,7 +29,7 @@ def intercept(message):
     if message.number == "+15550000002":
         raise RuntimeError("the billing service is down")
     if message.number == "+15550000003":
-        time.sleep(5)
+        threading.Event().wait(5)  # hangs well past the 0.5 s limit
     if message.number == "+15550000004":
         message.number = "+19005550123"  # premium: the policy judges the new number too
     if "rewrite" in message.text:
@@ -131,7 +130,7 @@ async def test_mt_script_applies_to_the_http_api_with_its_chosen_status(mt_daemo
 
 
 async def test_mo_script_rewrites_rejects_and_holds_back_on_failure(
-    config: Config, tmp_path: Path, state_dir: Path
+    config: Config, tmp_path: Path, state_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     changed = with_scripts(with_replies(config, unmatched_recipient=POSTMASTER), tmp_path, mo=MO_SCRIPT)
     daemon = Daemon(changed)
@@ -145,7 +144,10 @@ async def test_mo_script_rewrites_rejects_and_holds_back_on_failure(
         assert body is not None and "[checked] hello" in body.get_content()
         broken = await inject(daemon, text="boom")
         await async_wait_until(lambda: mo_state(daemon, broken)[0] == "received", what="the MO stored")
-        await asyncio.sleep(0.3)
+        await async_wait_until(
+            lambda: any(r.name == "mailsms.intercept" and r.levelno >= logging.ERROR for r in caplog.records),
+            what="the script's failure on the MO",
+        )
         assert mo_state(daemon, broken)[0] == "received"  # a temporary failure: kept, tried again later
     finally:
         await daemon.stop()

@@ -7,7 +7,6 @@ directory; every report is parsed back as RFC 3464.
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -367,8 +366,8 @@ async def test_an_lmtp_mail_to_two_failing_numbers_gets_one_report_with_the_whol
     assert all(r.startswith("2.0.0") for r in replies), replies
 
     new = state_dir / "mail" / SENDER / "new"
+    # Maildir: a file appears in new/ only once complete (written in tmp/, then renamed)
     await async_wait_until(lambda: new.is_dir() and any(new.iterdir()), timeout=10, what="the report")
-    time.sleep(0)  # the report is complete once renamed into new/
     (path,) = new.iterdir()
     data = path.read_bytes()
     assert b"s3cret" not in data

@@ -192,12 +192,15 @@ async def test_requests_run_in_parallel_for_different_messages(
 ) -> None:
     inside = 0
     most = 0
+    full = asyncio.Event()  # set once as many requests are inside as the limit allows
 
     async def slow(request: web.Request) -> web.Response:
         nonlocal inside, most
         inside += 1
         most = max(most, inside)
-        await asyncio.sleep(0.05)
+        if inside >= 4:
+            full.set()
+        await asyncio.wait_for(full.wait(), timeout=10)  # held until the others arrive: they overlap
         inside -= 1
         return await smsbox.accept(request)
 
