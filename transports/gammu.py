@@ -40,7 +40,7 @@ from transports import gammu_format as fmt
 from transports import spool_files
 from transports.base import DeliveryReport, OutgoingPart, OutgoingSms, PartResult, TransportContext
 from transports.spool_base import SpoolTransport, message_id
-from transports.spool_journal import Entry, Journal
+from transports.spool_journal import Entry
 
 log = logging.getLogger("mailsms.gammu")
 
@@ -87,21 +87,8 @@ class GammuTransport(SpoolTransport):
     parse_name = staticmethod(fmt.parse_name)
 
     def __init__(self, options: Options, context: TransportContext, *, clock: Callable[[], float] = time.time) -> None:
-        self.gateway_id = context.gateway_id
+        super().__init__(options, context, FOLDERS, clock)
         self.options = options
-        self._context = context
-        self._clock = clock
-        self.spool = Path(options.spool)
-        self.dirs = {name: self.spool / name for name in FOLDERS}
-        self.temp_dir = Path(options.temp_dir) if options.temp_dir else self.spool / ".mailsms"
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", context.gateway_id)
-        self.state = context.state_dir / "gammu" / safe
-        self.journal = Journal(self.state / "journal.jsonl", clock=clock)
-        self.name = f"gammu {context.gateway_id}"
-        self._poller = spool_files.Poller(self.poll, options.poll_interval, f"gammu-{self.gateway_id}")
-        self._warned: set[str] = set()
-        self.file_mode = options.file_mode
-        self._polling = asyncio.Lock()  # the poller and a caller never take one file twice
 
     @property
     def detects_duplicates(self) -> bool:

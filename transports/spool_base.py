@@ -15,9 +15,10 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from transports import spool_files
-from transports.base import Outcome, OutgoingPart, OutgoingSms, PartResult
+from transports.base import Outcome, OutgoingPart, OutgoingSms, PartResult, TransportContext
 from transports.spool_journal import Journal
 
 log = logging.getLogger("mailsms.spool")
@@ -31,16 +32,45 @@ def message_id(queue_id: str, seq: int) -> str:
     return f"{queue_id}.{seq}"
 
 
+class SpoolOptions(Protocol):
+    """The ``[[gateway]]`` keys every spool transport has (frozen dataclasses: read-only)."""
+
+    @property
+    def spool(self) -> str: ...
+    @property
+    def temp_dir(self) -> str: ...
+    @property
+    def poll_interval(self) -> float: ...
+    @property
+    def file_mode(self) -> int: ...
+
+
 class SpoolTransport:
     kind: str
     out_folder: str
     seen_folders: tuple[str, ...]
-    name: str
-    dirs: dict[str, Path]
-    temp_dir: Path
-    journal: Journal
-    file_mode: int
-    _warned: set[str]
+
+    def __init__(
+        self, options: SpoolOptions, context: TransportContext, folders: tuple[str, ...], clock: Callable[[], float]
+    ) -> None:
+        self.gateway_id = context.gateway_id
+        self._context = context
+        self._clock = clock
+        self.spool = Path(options.spool)
+        self.dirs = {name: self.spool / name for name in folders}
+        self.temp_dir = Path(options.temp_dir) if options.temp_dir else self.spool / ".mailsms"
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", context.gateway_id)
+        self.state = context.state_dir / self.kind / safe
+        self.journal = Journal(self.state / "journal.jsonl", clock=clock)
+        self.name = f"{self.kind} {context.gateway_id}"
+        self._poller = spool_files.Poller(self.poll, options.poll_interval, f"{self.kind}-{self.gateway_id}")
+        self._warned: set[str] = set()
+        self.file_mode = options.file_mode
+        self._polling = asyncio.Lock()  # the poller and a caller (tests, a wake-up) never take one file twice
+
+    async def poll(self) -> None:
+        """Take every finished file the daemon left, once."""
+        raise NotImplementedError
 
     @staticmethod
     def parse_name(name: str) -> tuple[str, int, int] | None:
