@@ -20,6 +20,14 @@ from typing import NoReturn
 from mailsms import __version__
 from mailsms.errors import EX_SOFTWARE, EX_USAGE, MailsmsError
 
+
+def positive_int(value: str) -> int:
+    """An argparse type for counts such as ``--limit``: a whole number of at least 1."""
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
 COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_address",
     "mailsms.cmd_serve",

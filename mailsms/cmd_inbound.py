@@ -10,16 +10,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from mailsms.cli import positive_int
 from mailsms.errors import EX_OK
 
 if TYPE_CHECKING:
     from mailsms.store.inbound import InboundEntry
-
-
-def _positive(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
-    return int(value)
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -32,7 +27,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[parent], help="every stored incoming SMS, oldest first")
     listing.add_argument("--json", action="store_true", help="one JSON array")
-    listing.add_argument("--limit", type=_positive, metavar="N", default=None, help="only the newest N")
+    listing.add_argument("--limit", type=positive_int, metavar="N", default=None, help="only the newest N")
     parser.set_defaults(handler=run)
 
 

@@ -11,16 +11,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
+from mailsms.cli import positive_int
 from mailsms.errors import EX_OK
 
 if TYPE_CHECKING:
     from replylog.links import ReplyLink
-
-
-def _positive(value: str) -> int:
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
-    return int(value)
 
 
 def register(sub: Any, parent: argparse.ArgumentParser) -> None:
@@ -36,7 +31,7 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
     listing.add_argument("--number", metavar="N", help="only the links of this number")
     listing.add_argument("--sender", metavar="S", help="only the links of this sender mailbox")
     listing.add_argument("--all", action="store_true", help="expired links too (until they are purged)")
-    listing.add_argument("--limit", type=_positive, metavar="N", default=None, help="only the newest N")
+    listing.add_argument("--limit", type=positive_int, metavar="N", default=None, help="only the newest N")
     listing.add_argument("--json", action="store_true", help="one JSON array")
     actions.add_parser("purge", parents=[parent], help="delete expired links now")
     parser.set_defaults(handler=run)
