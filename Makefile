@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the integration tests drive as real peers.
-DEBS   := postfix kannel kannel-extras smstools gammu-smsd socat swaks
+DEBS   := postfix kannel kannel-extras smstools gammu-smsd socat swaks chromium chromium-driver miltertest sasl2-bin libsasl2-modules
 PACKAGES := mailsms transports replylog ndr milter
 
 .PHONY: run test lint typecheck pytest debs bench clean
@@ -46,6 +46,7 @@ bench: $(BIN)/.dev-stamp debs
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.replylog
 	$(BIN)/python -m bench.e2e_kannel
+	$(BIN)/python -m bench.smpp
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -12,6 +12,7 @@ name that may be a piece of a password (an unencoded ``&`` inside ``pass=``).
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -76,6 +77,8 @@ class SmsParams:
     """Extra parameters for an HTTP gateway's template, in the order given."""
     flash: bool | None = None
     body: str | None = None
+    at: float | None = None
+    """A scheduled send: when (seconds since the epoch) the message may go, from ISO 8601."""
 
     def given(self) -> dict[str, object]:
         """The given parameters by their address names, JSON-ready; ``pass`` shows as ``(set)``."""
@@ -88,6 +91,8 @@ class SmsParams:
                 value = REDACTED
             elif isinstance(value, tuple):
                 value = list(value)
+            elif isinstance(value, float):
+                value = iso_time(value)
             result[name] = value
         return result
 
@@ -184,6 +189,22 @@ def _gateway_id(value: str) -> str:
     raise _Invalid("a gateway id is letters, digits, '.', '_' or '-' (at most 64)")
 
 
+def iso_time(seconds: float) -> str:
+    """``at=``'s canonical form: UTC, ISO 8601, to the second."""
+    return datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _at(value: str) -> float:
+    """ISO 8601 with a zone (``2026-12-24T18:00+01:00``, ``...Z``); without one it is UTC."""
+    try:
+        when = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid("expected an ISO 8601 time such as 2026-12-24T18:00:00+01:00 or ...Z") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
+
+
 def _body(value: str) -> str:
     if _BODY_CONTROL.search(value):
         raise _Invalid("control characters other than tab and line breaks are not allowed")
@@ -213,6 +234,7 @@ _PARAMS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "value": ("values", _value),
     "flash": ("flash", _flag),
     "body": ("body", _body),
+    "at": ("at", _at),
 }
 
 PARAM_NAMES = frozenset(_PARAMS)
@@ -301,6 +323,8 @@ def render_params(params: SmsParams, *, redact: bool = False) -> str:
             items.append(f"{name}={int(value)}")
         elif isinstance(value, int):
             items.append(f"{name}={value}")
+        elif isinstance(value, float):
+            items.append(f"{name}={encode(iso_time(value))}")
         else:
             items.append(f"{name}={encode(value)}")
     return "&".join(items)

@@ -41,6 +41,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_dkim",
     "mailsms.cmd_accounts",
     "mailsms.cmd_milter",
+    "mailsms.cmd_route",
+    "mailsms.cmd_stats",
+    "mailsms.cmd_send",
 )
 
 

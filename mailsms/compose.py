@@ -41,6 +41,8 @@ Bounds
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 from dataclasses import dataclass
 
 from mailsms.compose_clean import MAX_TEXT_CHARS, clean_body
@@ -70,6 +72,7 @@ class Composed:
     auto_submitted: bool  # auto-reply / bounce / report by its headers
     attachments: tuple[str, ...]  # file names (or content types) of skipped parts, for the log
     original_headers: tuple[tuple[str, str], ...]  # decoded From, To, Cc, Subject, Date, Message-ID, each <= 998 chars
+    deferred_delivery: float | None = None  # the Deferred-Delivery header's time (RFC 4021), when valid
 
 
 EMPTY = Composed("", "", "", "", "", "", False, (), ())
@@ -117,7 +120,26 @@ def _compose(raw: bytes, config: ComposeConfig, *, fast: bool = True) -> Compose
         original_headers=tuple(
             (name, decoded[key][:MAX_HEADER_CHARS]) for name, key in _ORIGINAL_HEADERS if key in decoded
         ),
+        deferred_delivery=header_time(fields.get(b"deferred-delivery", b"")),
     )
+
+
+def header_time(value: bytes) -> float | None:
+    """An RFC 5322 date-time header as seconds since the epoch; None when absent or not a date
+    (a zone of -0000 or none is taken as UTC)."""
+    text = plain_text(value).strip()
+    if not text:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    try:
+        return when.timestamp()
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _template(template: str) -> Template:

@@ -35,6 +35,9 @@ class ServerConfig:
     # STARTTLS on the SMTP listener: PEM certificate (chain) and key files; "": no STARTTLS.
     tls_cert: str = ""
     tls_key: str = ""
+    # MTAs whose X-Mailsms-Auth header (added by the milter: the SMTP AUTH login at the MTA)
+    # names the account of the mail; from any other client the header is ignored. Empty: none.
+    trusted_mta: tuple[Network, ...] = networks()
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class QueueConfig:
     delay_warning_time: float = duration("4h")
     # RET=FULL reports return the whole mail up to this size, else its headers.
     bounce_size_limit: int = size(50000)
+    # At most this many messages waiting (queued, deferred, held) per number; past it 452 4.2.2 (0: no cap).
+    max_messages_per_number: int = bounded(0, 0, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -110,6 +115,9 @@ class WebConfig:
     # and how many may come at once before the limit applies.
     rate_limit: int = bounded(20, 0, 1_000_000)
     rate_burst: int = bounded(100, 1, 1_000_000)
+    # HTTP Basic credentials for /status and /metrics (mailsms.web_status); no user: /status is off.
+    admin_user: str = ""
+    admin_password: str = dataclasses.field(default="", repr=False)
 
     def api_password(self, user: str) -> str | None:
         """The configured password of ``user`` for the send API, or None."""
@@ -265,6 +273,34 @@ WEBHOOK_KEYS = frozenset(f.name for f in dataclasses.fields(WebhookKeys))
 
 
 @dataclass(frozen=True)
+class RoutingKeys:
+    """Keys every ``[[gateway]]`` takes for routing and balancing (see mailsms.routing, mailsms.balance)."""
+
+    # Share within a weighted group and for "*"; 0: only used when named by a route, id= or a group.
+    weight: int = bounded(1, 0, 1000)
+    # Parts submitted at once; 0: the transport's own figure, else queue.concurrency.
+    concurrency: int = bounded(0, 0, 1000)
+    # Parts a second (token bucket); 0: unlimited.
+    rate: float = 0.0
+    # Consecutive temporary failures that open the circuit (0: never), and how long it stays open.
+    breaker_threshold: int = bounded(5, 0, 1000)
+    breaker_reset: float = duration("60s")
+    # Numbers this gateway takes ("+44", "+353"); empty: all.
+    prefixes: tuple[str, ...] = ()
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(key, message) for values the types alone do not rule out."""
+        found = [("rate", f"must be 0 or more, got {self.rate}")] if self.rate < 0 else []
+        bad = [p for p in self.prefixes if not re.fullmatch(r"\+[0-9]{1,15}", p)]
+        if bad:
+            found.append(("prefixes", f'expected E.164 prefixes such as "+44", got {bad[0]!r}'))
+        return found
+
+
+ROUTING_KEYS = frozenset(f.name for f in dataclasses.fields(RoutingKeys))
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """One ``[[gateway]]``: an id, a type, that type's own options and the webhook keys."""
 
@@ -273,6 +309,48 @@ class GatewayConfig:
     options: object
     webhook_allow: tuple[Network, ...] = ()
     webhook_secret: str = dataclasses.field(default="", repr=False)
+    weight: int = 1
+    concurrency: int = 0
+    rate: float = 0.0
+    breaker_threshold: int = 5
+    breaker_reset: float = 60.0
+    prefixes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """One ``[[group]]``: gateways used together; ids share one namespace with gateway ids."""
+
+    id: str = ""
+    gateways: tuple[str, ...] = ()
+    balance: Literal["weighted", "priority"] = "weighted"
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """One ``[[route]]`` rule, evaluated in order (see mailsms.routing)."""
+
+    name: str = ""
+    number: str = ""
+    sender: str = ""
+    account: str = ""
+    text: str = ""
+    hours: str = ""
+    rewrite: str = ""
+    set_sender: str = ""
+    gateway: str = ""
+    reject: str = ""
+    stop: bool = False
+
+
+@dataclass(frozen=True)
+class FallbackConfig:
+    """One ``[[fallback]]``: no delivery report within ``after`` for a number or account: text the alternate."""
+
+    number: str = ""
+    account: str = ""
+    alternate: str = ""
+    after: float = duration("30m")
 
 
 def default_gateways() -> tuple[GatewayConfig, ...]:
@@ -298,12 +376,20 @@ class Config:
     milter: MilterConfig = field(default_factory=MilterConfig)
     web: WebConfig = field(default_factory=WebConfig)
     gateways: tuple[GatewayConfig, ...] = field(default_factory=default_gateways)
+    groups: tuple[GroupConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    fallbacks: tuple[FallbackConfig, ...] = ()
     source: str = "(built-in defaults)"
 
     @property
     def state_dir(self) -> Path:
         return Path(self.state.dir)
 
+
+# Config fields filled from arrays of tables ([[gateway]], ...) rather than from a [section].
+ARRAY_FIELDS = ("gateways", "groups", "routes", "fallbacks", "source")
+_ARRAYS: dict[str, tuple[str, type]] = {"group": ("groups", GroupConfig), "route": ("routes", RouteConfig),
+                                        "fallback": ("fallbacks", FallbackConfig)}  # fmt: skip
 
 _GATEWAY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -324,7 +410,7 @@ class ConfigInvalid(ConfigError):
 
 def _section_types() -> dict[str, type]:
     hints = typing.get_type_hints(Config)
-    return {name: hint for name, hint in hints.items() if name not in ("gateways", "source")}
+    return {name: hint for name, hint in hints.items() if name not in ARRAY_FIELDS}
 
 
 def _validate_segment(seg: SegmentConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
@@ -434,10 +520,12 @@ def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) ->
             prefix,
             problems,
             partial(_line_or, lines, where),
-            skip=frozenset({"id", "type"}) | WEBHOOK_KEYS,
+            skip=frozenset({"id", "type"}) | WEBHOOK_KEYS | ROUTING_KEYS,
         )
+        routing = build(RoutingKeys, {k: v for k, v in table.items() if k in ROUTING_KEYS}, prefix, problems,
+                        partial(_line_or, lines, where))  # fmt: skip
         validate = getattr(options, "validate", None)
-        for key, message in validate() if callable(validate) else ():
+        for key, message in [*(validate() if callable(validate) else ()), *routing.validate()]:
             problems.append(Problem(f"{prefix}.{key}", message, lines.get(f"{prefix}.{key}", where)))
         result.append(
             GatewayConfig(
@@ -446,9 +534,35 @@ def _gateways(raw: object, problems: list[Problem], lines: Mapping[str, int]) ->
                 options=options,
                 webhook_allow=hooks.webhook_allow,
                 webhook_secret=hooks.webhook_secret,
+                **dataclasses.asdict(routing),
             )
         )
     return tuple(result) if result else default_gateways()
+
+
+def _tables(name: str, raw: object, problems: list[Problem], lines: Mapping[str, int]) -> tuple[object, ...]:
+    """``[[group]]``, ``[[route]]`` or ``[[fallback]]`` entries, in order; their checks come later."""
+    if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+        problems.append(Problem(name, f"must be an array of tables: write [[{name}]]", lines.get(name)))
+        return ()
+    cls = _ARRAYS[name][1]
+    return tuple(
+        build(cls, table, f"{name}[{i}]", problems, partial(_line_or, lines, lines.get(f"{name}[{i}]")))
+        for i, table in enumerate(raw)
+    )
+
+
+def _validate_routing(config: Config, problems: list[Problem], lines: Mapping[str, int]) -> Config:
+    """Check groups, routes and fallbacks; fallback numbers come back normalised."""
+    from mailsms.routing import check_routing, normalise_fallbacks
+
+    found_routing = check_routing(config.gateways, config.groups, config.routes, short_codes=config.address.short_codes)
+    for key, message in found_routing:
+        problems.append(Problem(key, message, lines.get(key, lines.get(key.split(".", 1)[0]))))
+    fallbacks, found = normalise_fallbacks(config.fallbacks, config.address)
+    for key, message in found:
+        problems.append(Problem(key, message, lines.get(key, lines.get(key.split(".", 1)[0]))))
+    return dataclasses.replace(config, fallbacks=fallbacks)
 
 
 def _line_or(lines: Mapping[str, int], fallback: int | None, key: str) -> int | None:
@@ -480,6 +594,9 @@ def parse(text: str, source: str = "<string>") -> Config:
         if name == "gateway":
             sections["gateways"] = _gateways(value, problems, lines)
             continue
+        if name in _ARRAYS:
+            sections[_ARRAYS[name][0]] = _tables(name, value, problems, lines)
+            continue
         if name not in types:
             problems.append(Problem(name, "unknown section or key", lines.get(name)))
             continue
@@ -496,6 +613,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_policy(config, problems, lines)
     _validate_files(config, problems, lines)
     _validate_milter(config.milter, problems, lines)
+    config = _validate_routing(config, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)
     return config

@@ -18,15 +18,21 @@ from pathlib import Path
 
 from aiohttp import web
 
-from mailsms import __version__
+from mailsms import __version__, sdnotify, startup
 from mailsms.config import Config
 from mailsms.dkim_sign import load_signer
 from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError, NotReady
 from mailsms.inbound import InboundPipeline
 from mailsms.mailout import Mailout, local_hostname
 from mailsms.mailout_agents import make_agent
+from mailsms.metrics import Metrics
 from mailsms.mo import mo_from_transport
+from mailsms.recent import RecentEvents
 from mailsms.reporter import Reporter
+from mailsms.dispatch import GatewayPool
+from mailsms.fallback import Fallbacks
+from mailsms.ingest import new_queue_id
+from mailsms.routing import Router
 from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.server import Handler, listen, protocol_factory
 from mailsms.store.inbound import insert_inbound
@@ -34,6 +40,7 @@ from mailsms.store.sqlite import SqliteStore
 from mailsms.tls import server_context
 from mailsms.values import ListenAddress
 from mailsms.web import make_app, web_services
+from mailsms.web_status import StatusServices
 from replylog.store import record_on_submit
 from transports import registry
 from transports.base import DeliveryReport, IncomingSms, Transport, TransportContext
@@ -83,6 +90,7 @@ class Daemon:
     store: SqliteStore | None = None
     transports: dict[str, Transport] = field(default_factory=dict)
     scheduler: Scheduler | None = None
+    fallbacks: Fallbacks | None = None
     _scheduler_task: asyncio.Task[None] | None = None
     mailout: Mailout | None = None
     _mailout_task: asyncio.Task[None] | None = None
@@ -90,11 +98,15 @@ class Daemon:
     inbound: InboundPipeline | None = None
     _inbound_task: asyncio.Task[None] | None = None
     handler: Handler | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # /metrics and /status (mailsms.metrics)
+    events: RecentEvents = field(default_factory=RecentEvents)  # the last log events, for /status
 
     async def start(self) -> None:
+        self.events.attach()
         try:
             await self._bind_listeners()
             prepare_state_dir(self.config.state_dir)
+            startup.run_checks(self.config)  # StartupFailed: one line per problem, its exit code
             await self._start_queue()
         except BaseException:
             await self.stop()
@@ -103,6 +115,7 @@ class Daemon:
             await srv.start_serving()
         where = ", ".join(f"{name} on {addr}" for name, addr in self.bound.items()) or "no listeners"
         log.info("daemon started -- version %s, configuration %s: %s", __version__, self.config.source, where)
+        sdnotify.ready(where)
 
     async def _start_queue(self) -> None:
         """Open the queue, start the transports and the scheduler; listeners serve only after this."""
@@ -126,11 +139,19 @@ class Daemon:
         self.mailout = self._make_mailout(self.store, policy)
         self._mailout_task = asyncio.create_task(self.mailout.run(), name="mailout")
         self.reporter = Reporter(self.store, self.mailout, queue.maximal_queue_lifetime)
+        config = self.config
+        pool = GatewayPool(Router(config.routes, config.gateways, config.groups))
+        self.fallbacks = Fallbacks(self.store, new_queue_id, wake=_no_wake)
         self.scheduler = Scheduler(
-            self.store, self.transports, policy, concurrency=queue.concurrency, reporter=self.reporter
-        )
+            self.store, self.transports, policy, concurrency=queue.concurrency, reporter=self.reporter, pool=pool,
+            fallbacks=self.fallbacks,
+        )  # fmt: skip
+        self.fallbacks.wake = self.scheduler.wake
         self.handler.store = self.store  # type: ignore[union-attr]
         self.handler.wake = self.scheduler.wake  # type: ignore[union-attr]
+        self.scheduler.metrics = self.metrics
+        self.metrics.gateways(self.transports)
+        self.metrics.watch(self)
         self._start_inbound(self.store, self.mailout)
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
 
@@ -139,6 +160,7 @@ class Daemon:
         assert self.handler is not None  # made by _bind_listeners first
         store.submit_hooks.append(functools.partial(record_on_submit, mode=self.config.replylog.record))
         self.inbound = InboundPipeline(self.config, store, mailout, self.handler)
+        self.inbound.metrics = self.metrics
         self.handler.inbound_wake = self.inbound.wake
         self._inbound_task = asyncio.create_task(self.inbound.run(), name="inbound")
 
@@ -186,6 +208,7 @@ class Daemon:
     async def _bind_listeners(self) -> None:
         server_cfg = self.config.server
         self.handler = handler = Handler(self.config, None, _no_wake)  # store and wake are set by _start_queue
+        handler.metrics = self.metrics
         smtp_factory = protocol_factory(handler, lmtp=False, tls_context=server_context(server_cfg))
         for name, key, addr, factory in (
             ("lmtp", "server.lmtp_listen", server_cfg.lmtp_listen, protocol_factory(handler, lmtp=True)),
@@ -216,7 +239,8 @@ class Daemon:
 
     async def _start_http(self, addr: ListenAddress) -> None:
         assert self.handler is not None  # made by _bind_listeners first
-        app = make_app(web_services(self.config, self.handler, self.apply_report))
+        status = StatusServices(self.config, self.metrics, self.events, self)
+        app = make_app(web_services(self.config, self.handler, self.apply_report), status)
         # No access log: request lines may carry pass= or a gateway's secret.
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
@@ -234,6 +258,7 @@ class Daemon:
         The HTTP listener stays up while messages in flight finish, so that
         their delivery reports still land; it closes before the queue does.
         """
+        sdnotify.stopping()
         for srv in self.servers:
             srv.close()
         for srv in self.servers:
@@ -248,6 +273,8 @@ class Daemon:
             self._scheduler_task = None
         if self.reporter is not None:
             await self.reporter.stop()
+        if self.fallbacks is not None:
+            await self.fallbacks.stop()
         if self.mailout is not None:
             await self.mailout.stop(self.config.queue.stop_grace_time)
         if self._mailout_task is not None:
@@ -265,6 +292,7 @@ class Daemon:
         if self.store is not None:
             self.store.close()
             self.store = None
+        self.events.detach()
 
     async def _stop_inbound(self) -> None:
         """Let the MO in hand be settled (what it caused is committed with it), then end the pipeline."""

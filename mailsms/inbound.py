@@ -39,6 +39,7 @@ from mailsms.inbound_mail import SmsMail, compose_mail
 from mailsms.intercept import Interceptor, MoMessage, Rejected, ScriptFailed
 from mailsms.log import event
 from mailsms.mailout import Mailout
+from mailsms.metrics import Metrics
 from mailsms.reassembly import concat_of
 from mailsms.server import Handler
 from mailsms.store import NewMessage
@@ -68,6 +69,7 @@ class InboundPipeline:
     _next_purge: float = 0.0
     _local: frozenset[str] = frozenset()
     _intercept: Interceptor[MoMessage] | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # counters for /metrics (the daemon shares one)
 
     def __post_init__(self) -> None:
         self._local = local_domain_set(self.config.inbound.local_domains)
@@ -162,6 +164,7 @@ class InboundPipeline:
         concat = concat_of(mo.udh)
         if concat is not None:
             return await self._file_part(mo, now)
+        self.metrics.inbound(mo.gateway)
         if not mo.text.strip():
             await self._settle(mo, flow.DROPPED, "", status="dropped", reason="empty SMS")
             return False
@@ -180,6 +183,7 @@ class InboundPipeline:
         )
         route = decide(mo.text, links, now=now, keep_seconds=self.keep_seconds, local_domains=self._local,
                        unmatched=self.config.inbound.unmatched_recipient)  # fmt: skip
+        self.metrics.routed(route.kind)
         for why in route.ignored_tags:
             log.info("%s: %s: ignored", mo.id, why)
         await self._deliver(mo, route, number, now)

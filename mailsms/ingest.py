@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailsms.address import SmsAddress
-from mailsms.config import GatewayConfig, SegmentConfig
+from mailsms.config import SegmentConfig
 from mailsms.errors import BadContent
 from mailsms.notify import wanted_events, warn_time
 from mailsms.segment import Segmentation, split_binary, split_with_config
@@ -52,14 +52,6 @@ class QueueIds:
 
 
 new_queue_id = QueueIds()
-
-
-def choose_gateway(address: SmsAddress, gateways: tuple[GatewayConfig, ...]) -> str:
-    """``id=`` when given (checked at RCPT), else the first gateway (routing rules come later)."""
-    wanted = address.params.gateway_id
-    if wanted and any(g.id == wanted for g in gateways):
-        return wanted
-    return gateways[0].id
 
 
 def segment_for(address: SmsAddress, text: str, config: SegmentConfig, reference: int) -> Segmentation:
@@ -110,6 +102,7 @@ def build_message(
     auto_submitted: bool = False,
     delay_warning_time: float = 0.0,
     authenticated: bool = False,
+    not_before: float | None = None,
 ) -> NewMessage:
     # Which reports the sender gets is fixed now, from the envelope (mailsms.notify).
     notify = wanted_events(sender, recipient.dsn.get("NOTIFY"), auto_submitted=auto_submitted)
@@ -136,6 +129,7 @@ def build_message(
         headers=json.dumps(headers, separators=(",", ":")),
         truncated=segmentation.truncated,
         notify=notify,
-        warn_at=warn_time(now, delay_warning_time, notify),
+        warn_at=warn_time(max(now, not_before or 0.0), delay_warning_time, notify),
         authenticated=authenticated,
+        not_before=not_before if not_before is not None and not_before > now else None,
     )

@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 
+from mailsms.address_params import iso_time
 from mailsms.store import DEFERRED, HOLD, QUEUED, StoredMessage, Summary
 from mailsms.store.sqlite import DB_NAME, SqliteStore
 
 
 def stamp(seconds: float) -> str:
-    """A UTC time as the queue tools show it: 2024-05-01T12:00:00Z."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A UTC time as the queue tools show it: 2024-05-01T12:00:00Z (as ``at=`` is written)."""
+    return iso_time(seconds)
 
 
 def summary_json(row: Summary) -> dict[str, object]:
@@ -30,7 +30,13 @@ def summary_json(row: Summary) -> dict[str, object]:
         "created": stamp(row.created),
         "next_attempt": stamp(row.next_attempt) if row.state in (QUEUED, DEFERRED) else None,
         "reason": row.reason,
+        "scheduled": stamp(row.next_attempt) if is_scheduled(row) else None,
     }
+
+
+def is_scheduled(row: Summary) -> bool:
+    """A scheduled send not yet due (at=, Deferred-Delivery): queued, never tried, due later than accepted."""
+    return row.state == QUEUED and row.attempts == 0 and row.next_attempt > row.created + 1.0
 
 
 def render_table(rows: list[Summary]) -> str:
@@ -42,6 +48,8 @@ def render_table(rows: list[Summary]) -> str:
             f"{row.id:<13} {row.state:<9} {row.sent_parts:>2}/{row.parts:<2} {row.attempts:>5} "
             f"{stamp(row.created):<20} <{row.sender}> -> {row.to}"
         )
+        if is_scheduled(row):
+            lines.append(f"{'':<13} (scheduled for {stamp(row.next_attempt)})")
         if row.reason:
             lines.append(f"{'':<13} ({row.reason})")
     lines.append(f"-- {len(rows)} message{'s' * (len(rows) != 1)}")

@@ -22,7 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mailsms.dispatch import GatewayPool, plain_pool
 from mailsms.log import event
+from mailsms.metrics import Metrics
 from mailsms.store import EXPIRED, FAILED, HOLD, PART_QUEUED, PART_SENDING, StoredMessage
 from mailsms.store.sqlite import KEPT, EarlyReport, SqliteStore
 from transports.base import DeliveryReport, Outcome, OutgoingPart, OutgoingSms, PartResult, Transport
@@ -95,6 +97,28 @@ class Scheduler:
     _orphans_due: float = float("-inf")
     # Makes the delivery status notifications that are due, on every pass (mailsms.reporter).
     reporter: Reporter | None = None
+    # Targets, breakers, weights and rates (mailsms.dispatch); default: each transport its own target.
+    pool: GatewayPool | None = None
+    # Makes the fallback number's copy of a message (mailsms.fallback), on every pass.
+    fallbacks: Callable[[float], None] | None = None
+    metrics: Metrics = field(default_factory=Metrics)  # counters for /metrics (the daemon shares one)
+
+    _plain: tuple[tuple[str, ...], GatewayPool] | None = None
+    passes: int = 0  # looks at the queue so far, for tests that wait for one
+
+    @property
+    def gateways(self) -> GatewayPool:
+        """The pool; without one configured, each transport is its own target (kept in step with them)."""
+        if self.pool is not None:
+            return self.pool
+        ids = tuple(self.transports)
+        if self._plain is None or self._plain[0] != ids:
+            self._plain = (ids, plain_pool(ids, self.clock))
+        return self._plain[1]
+
+    def breaker_states(self) -> Mapping[str, str]:
+        """Every gateway's circuit breaker: "closed", "open" or "half-open" (for metrics and /status)."""
+        return self.gateways.states()
 
     def wake(self) -> None:
         """New mail was committed: look for due messages now."""
@@ -105,8 +129,11 @@ class Scheduler:
         while not self._stopping:
             now = self.clock()
             self._claim_due(now)
+            self.passes += 1
             if self.reporter is not None:
                 self.reporter.sweep(now)
+            if self.fallbacks is not None:
+                self.fallbacks(now)
             timeout = self._sleep_time(now)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -125,23 +152,28 @@ class Scheduler:
         return min(next_due - now, self.policy.queue_run_delay)
 
     def _claim_due(self, now: float) -> None:
-        """Start deliveries for due messages: per gateway, never more in flight than twice what
-        it takes at once, so that a gateway that hangs never holds up another."""
-        for gateway in self.transports:
-            self._claim(now, gateway, 2 * self._parallel(gateway))
-        # Messages for a gateway no longer configured (the configuration changed): claimed
+        """Start deliveries for due messages: per target (a gateway, a group, ``*``), never more
+        in flight than twice what its usable members take at once, so that a gateway that
+        hangs never holds up another.  A target whose every member has its circuit open
+        claims nothing: its messages wait in the queue (a half-open member takes one probe)."""
+        targets = self.gateways.targets()
+        for target in targets:
+            usable = [g for g in self.gateways.claimable(target) if g in self.transports]
+            if usable:
+                self._claim(now, target, 2 * sum(self._parallel(g) for g in usable), targets)
+        # Messages for a target no longer configured (the configuration changed): claimed
         # only to be held.  That query cannot use the per-gateway index, so it runs at
         # start and then once a minute, not after every commit.
         if now >= self._orphans_due:
             self._orphans_due = now + ORPHAN_CHECK_INTERVAL
-            self._claim(now, None, 2 * self.concurrency)
+            self._claim(now, None, 2 * self.concurrency, targets)
 
-    def _claim(self, now: float, gateway: str | None, limit: int) -> None:
+    def _claim(self, now: float, gateway: str | None, limit: int, targets: tuple[str, ...]) -> None:
         busy = self._busy.get(gateway, set())
         room = limit - len(busy)
         if room <= 0:
             return  # a delivery that lands wakes us again
-        due = self.store.due(now, limit, gateway, other_than=tuple(self.transports))
+        due = self.store.due(now, limit, gateway, other_than=targets)
         claimed = [message_id for message_id in due if message_id not in self._in_flight][:room]
         for message_id, message in self.store.load_many(claimed).items():
             task = asyncio.create_task(self._deliver_guarded(message), name=f"deliver-{message_id}")
@@ -170,8 +202,11 @@ class Scheduler:
     # -- one message ------------------------------------------------------------
 
     def _parallel(self, gateway: str) -> int:
-        """Submits a gateway takes at once: its transport's own figure (a local spool
-        batches its writes), else ``queue.concurrency``."""
+        """Submits a gateway takes at once: its ``concurrency`` key, else its transport's own
+        figure (a local spool batches its writes), else ``queue.concurrency``."""
+        configured = self.gateways.concurrency(gateway)
+        if configured > 0:
+            return configured
         own = getattr(self.transports.get(gateway), "concurrency", None)
         return own if isinstance(own, int) and own > 0 else self.concurrency
 
@@ -183,8 +218,7 @@ class Scheduler:
     async def _deliver_guarded(self, message: StoredMessage) -> None:
         message_id = message.id
         try:
-            async with self._limit(message.gateway):
-                await self.deliver(message)
+            await self.deliver(message)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -193,29 +227,89 @@ class Scheduler:
             await self.store.finish(message_id, HOLD, reason, "4.3.0", self.clock())
             log.warning(event(message_id, to=message.number, relay=message.gateway, status="hold", reason=reason))
 
+    async def _hold(self, message: StoredMessage, reason: str) -> None:
+        await self.store.finish(message.id, HOLD, reason, "4.3.5", self.clock())
+        log.warning(event(message.id, to=message.number, relay=message.gateway, status="hold", reason=reason))
+
     async def deliver(self, message: StoredMessage) -> None:
-        transport = self.transports.get(message.gateway)
-        if transport is None:
-            reason = f"gateway {message.gateway!r} is not configured"
-            await self.store.finish(message.id, HOLD, reason, "4.3.5", self.clock())
-            log.warning(event(message.id, to=message.number, relay=message.gateway, status="hold", reason=reason))
-            return
         todo = {p.seq for p in message.parts if p.state == PART_QUEUED}
         if not todo:
             return
-        start = self.clock()
-        await self.store.mark_sending(message.id, sorted(todo), start)
-        results = await transport.submit(outgoing(message, todo))
-        await self._apply(message, results, start)
+        pool = self.gateways
+        started = any(p.state != PART_QUEUED for p in message.parts)
+        if started and message.via:
+            # Parts already went through one gateway: the rest follow them there (one
+            # concatenated SMS through one SMSC), never through another.
+            if message.via not in self.transports:
+                await self._hold(message, f"gateway {message.via!r} is not configured")
+                return
+            candidates = [message.via] if pool.ready(message.via) else []
+            members = [message.via]
+        elif not any(g in self.transports for g in pool.members(message.gateway)):
+            await self._hold(message, f"gateway {message.gateway!r} is not configured")
+            return
+        elif not pool.takes(message.gateway, message.number):
+            await self._hold(message, f"no gateway of {message.gateway!r} takes {message.number[:4]}... (prefixes)")
+            return
+        else:
+            members = list(pool.members(message.gateway))
+            candidates = [g for g in pool.candidates(message.gateway, message.number) if g in self.transports]
+        if not candidates:
+            await self._wait_for_breaker(message, members)
+            return
+        for index, gateway in enumerate(candidates):
+            if not pool.ready(gateway):
+                continue
+            results = await self._submit(message, gateway, todo)
+            # Failover only when the gateway took nothing: a part it took is never sent elsewhere.
+            nothing_taken = all(r.outcome is Outcome.TEMPORARY for r in results)
+            if nothing_taken and any(pool.ready(g) for g in candidates[index + 1 :]):
+                reason = results[0].reason if results else "no answer"
+                log.info(event(message.id, to=message.number, relay=gateway, status="failover",
+                               reason=f"{reason}; trying the next gateway of {message.gateway!r}"))  # fmt: skip
+                continue
+            await self._apply(message, results, gateway)
+            return
+        await self._wait_for_breaker(message, members)
 
-    async def _apply(self, message: StoredMessage, results: list[PartResult], start: float) -> None:
+    async def _submit(self, message: StoredMessage, gateway: str, todo: set[int]) -> list[PartResult]:
+        """Send ``todo`` through ``gateway`` (its concurrency, rate and breaker); ``sending`` and
+        the gateway are committed first."""
+        pool = self.gateways
+        transport = self.transports[gateway]
+        async with self._limit(gateway):
+            wait = pool.rate_wait(gateway, len(todo))
+            if wait > 0:
+                await asyncio.sleep(wait)  # the gateway's rate (parts per second)
+            pool.start(gateway)
+            healthy = False
+            try:
+                await self.store.mark_sending(message.id, sorted(todo), self.clock(), via=gateway)
+                results = await transport.submit(outgoing(message, todo))
+                healthy = bool(results) and all(r.outcome is not Outcome.TEMPORARY for r in results)
+                return results
+            finally:
+                pool.finished(gateway, healthy=healthy)
+
+    async def _wait_for_breaker(self, message: StoredMessage, members: list[str]) -> None:
+        """Every gateway that could take ``message`` has its circuit open: it waits, without
+        an attempt counted, until the first of them lets a probe through."""
         now = self.clock()
-        delay = now - message.created
+        reopen = self.gateways.reopens_at(members)
+        until = max(reopen, now + 1.0) if reopen is not None else now + self.policy.queue_run_delay
+        reason = f"gateway {message.gateway!r} unavailable (circuit open)"
+        await self.store.defer(message.id, until, reason, "4.4.1", now)
+        log.info(event(message.id, to=message.number, relay=message.gateway, status="deferred", reason=reason))
+
+    async def _apply(self, message: StoredMessage, results: list[PartResult], gateway: str) -> None:
+        now = self.clock()
+        delay = now - message.start
         submitted = [(r.seq, r.message_id) for r in results if r.outcome is Outcome.SUBMITTED]
         if submitted:
-            relayed = not gives_reports(self.transports.get(message.gateway))
+            relayed = not gives_reports(self.transports.get(gateway))
             early = await self.store.record_submitted(message.id, submitted, now, relayed=relayed)
-            self._log_early(message, early)
+            self.metrics.submitted(gateway, submitted, now)
+            self._log_early(message, early, gateway)
         failure = next((r for r in results if r.outcome is not Outcome.SUBMITTED), None)
         done = len(submitted) + sum(1 for p in message.parts if p.state not in (PART_QUEUED, PART_SENDING))
         parts = f"{done}/{len(message.parts)}"
@@ -224,26 +318,28 @@ class Scheduler:
         if failure is None:
             ids = ", ".join(mid for _, mid in submitted if mid)
             log.info(
-                event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay, dsn="2.0.0",
+                event(message.id, to=message.number, relay=gateway, parts=parts, delay=delay, dsn="2.0.0",
                       status="sent", reason=f"gateway id {ids}" if ids else "submitted")
             )  # fmt: skip
             return
         if failure.outcome is Outcome.PERMANENT:
             dsn = failure.dsn or "5.0.0"
             await self.store.finish(message.id, FAILED, failure.reason, dsn, now)
-            log.info(event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay, dsn=dsn,
+            self.metrics.ended(gateway, message, len(submitted))
+            log.info(event(message.id, to=message.number, relay=gateway, parts=parts, delay=delay, dsn=dsn,
                            status="bounced", reason=failure.reason))  # fmt: skip
             return
         if delay >= self.policy.maximal_queue_lifetime:
             reason = f"message expired after {delay / 60:.0f} minutes: {failure.reason}"
             await self.store.finish(message.id, EXPIRED, reason, "4.4.7", now)
-            log.info(event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay,
+            self.metrics.ended(gateway, message, len(submitted))
+            log.info(event(message.id, to=message.number, relay=gateway, parts=parts, delay=delay,
                            dsn="4.4.7", status="expired", reason=reason))  # fmt: skip
             return
         dsn = failure.dsn or "4.0.0"
         next_attempt = now + self.policy.backoff(message.attempts + 1)
         await self.store.defer(message.id, next_attempt, failure.reason, dsn, now)
-        log.info(event(message.id, to=message.number, relay=message.gateway, parts=parts, delay=delay, dsn=dsn,
+        log.info(event(message.id, to=message.number, relay=gateway, parts=parts, delay=delay, dsn=dsn,
                        status="deferred", reason=failure.reason))  # fmt: skip
 
     # -- crash recovery and reports ------------------------------------------------
@@ -255,7 +351,8 @@ class Scheduler:
             if message is None:
                 continue
             sending = {p.seq for p in message.parts if p.state == PART_SENDING}
-            transport = self.transports.get(message.gateway)
+            gateway = message.via or message.gateway
+            transport = self.transports.get(gateway)
             known: dict[int, str] = {}
             if transport is not None and transport.detects_duplicates:
                 found = await transport.already_submitted(outgoing(message, sending))
@@ -267,14 +364,14 @@ class Scheduler:
                 )
             unknown = sorted(sending - known.keys())
             if not unknown:
-                log.info(event(message_id, to=message.number, relay=message.gateway, status="recovered",
+                log.info(event(message_id, to=message.number, relay=gateway, status="recovered",
                                reason="parts found in sending had reached the gateway"))  # fmt: skip
                 continue
             maybe_sent = transport is None or not transport.detects_duplicates
             await self.store.requeue_parts(message_id, unknown, possible_duplicate=maybe_sent, now=now)
             if maybe_sent:
                 log.warning(
-                    event(message_id, to=message.number, relay=message.gateway, parts=f"{len(unknown)}",
+                    event(message_id, to=message.number, relay=gateway, parts=f"{len(unknown)}",
                           status="possible duplicate", reason="part found in sending after a restart is sent again")
                 )  # fmt: skip
 
@@ -285,10 +382,11 @@ class Scheduler:
             log.info("delivery report for unknown id %s from %s ignored", report.message_id, report.gateway_id)
         return message_id
 
-    def _log_early(self, message: StoredMessage, early: list[EarlyReport]) -> None:
+    def _log_early(self, message: StoredMessage, early: list[EarlyReport], gateway: str) -> None:
         for report in early:
+            self.metrics.reported(gateway, report.gateway_msgid, report.delivered, self.clock())
             log.info(
-                event(message.id, to=message.number, relay=message.gateway, dsn=report.dsn_code,
+                event(message.id, to=message.number, relay=gateway, dsn=report.dsn_code,
                       status="delivered" if report.delivered else "bounced",
                       reason=report.reason or "delivery report (arrived before the submission was recorded)")
             )  # fmt: skip
@@ -310,6 +408,7 @@ class Scheduler:
             log.info("delivery report for %s from %s kept until its submission is recorded", report.message_id,
                      report.gateway_id)  # fmt: skip
             return message_id
+        self.metrics.reported(report.gateway_id, report.message_id, report.delivered, self.clock())
         status = "delivered" if report.delivered else "bounced"
         log.info(
             event(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import functools
 import ipaddress
 import logging
@@ -27,18 +28,32 @@ from mailsms.accounts import Account, verify_password
 from mailsms.address import SmsAddress, parse_address, redact
 from mailsms.compose import Composed, compose
 from mailsms.config import Config, QueueConfig
-from mailsms.errors import ConfigError, MailsmsError, NotReady, UnknownDomain
-from mailsms.ingest import Recipient, build_message, choose_gateway, new_queue_id, segment_for
-from mailsms.intercept import Interceptor, MtMessage, ScriptFailed
+from mailsms.errors import (
+    AuthRequired,
+    BadAddressSyntax,
+    BadContent,
+    ConfigError,
+    MailsmsError,
+    NotReady,
+    QuotaExceeded,
+    UnknownDomain,
+)
+from mailsms.fallback import alternate_for
+from mailsms.ingest import Recipient, build_message, new_queue_id, segment_for
+from mailsms.intercept import Interceptor, MtMessage, Rejected, ScriptFailed
 from mailsms.log import event
 from mailsms.log import redact as redact_text
-from mailsms.policy import PolicyEngine, Request, Verdict, check_destination
+from mailsms.metrics import Metrics
+from mailsms.mta_auth import AUTH_HEADER, auth_header_values, policy_request, rejudge, strip_auth_header
+from mailsms.policy import PolicyEngine, Verdict, check_destination
+from mailsms.routing import DEFAULT_TARGET, Router, RouteRequest
 from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
 from mailsms.store.accounts import get_account, record_sent
 from mailsms.store.reports import KeptOriginal
 from mailsms.store.sqlite import SqliteStore
+from mailsms.values import in_networks
 from replylog.origin import authenticated_sender
 
 log = logging.getLogger("mailsms.server")
@@ -66,9 +81,12 @@ class Handler:
         self.wake = wake
         self.clock = clock
         self.new_id = new_id
+        self.metrics = Metrics()  # counters for /metrics; the daemon gives it the shared one
         self.references = ReferenceCounter(config.segment.reference_bits)
         self.inbound_wake: Callable[[], None] = _nothing  # the inbound pipeline's, once the daemon runs it
-        self._gateway_ids = {g.id for g in config.gateways}
+        self.router = Router(config.routes, config.gateways, config.groups)
+        # What id=, an account or a script may name: a gateway or a group.
+        self._gateway_ids = {t for t in self.router.targets() if t != DEFAULT_TARGET}
         self.policy = PolicyEngine(config.policy, self.account, clock=clock)
         intercept = config.intercept
         self.mt_intercept = Interceptor[MtMessage](intercept.mt, "mt", intercept.timeout) if intercept.mt else None
@@ -107,24 +125,22 @@ class Handler:
                 address, self.config.address, default_maxmsgs=self.config.segment.maxmsgs, trusted=trusted
             )
             self.check_gateway(parsed)
-            params_ = parsed.params
-            request = Request(
-                envelope.channel,  # type: ignore[arg-type]
-                envelope.client,
-                sender,
-                parsed.number,
-                user=params_.user or "",
-                password=params_.password.reveal() if params_.password is not None else None,
-                session_user=envelope.auth_user,
-                vouched=parsed.skip_authentication,
-                trusted=trusted,
-            )
+            request = policy_request(envelope, parsed, sender, trusted=trusted, session_user=envelope.auth_user)
             name = envelope.auth_user or request.user
             already = sum(1 for r in envelope.accepted if name and r.account == name)
-            verdict = await self.policy.check(request, already=already, take=take_tokens)
+            try:
+                verdict = await self.policy.check(request, already=already, take=take_tokens)
+            except AuthRequired:
+                # A trusted MTA may name the account in X-Mailsms-Auth: judged again after DATA
+                # (judged_by_mta).  The milter's look-ahead (take_tokens=False) knows the login already.
+                if not take_tokens or not in_networks(envelope.client, self.config.server.trusted_mta):
+                    raise
+                verdict = self.policy.admit(request, Verdict(), None, already=already, take=take_tokens)
             self.check_account_gateway(verdict)
+            self.check_number_cap(parsed.number, envelope)
         except MailsmsError as exc:
             log.info("reject: RCPT from=<%s> to=<%s> client=%s: %s", sender, shown, envelope.client, exc.reply())
+            self.metrics.rejected(exc.reply())
             return exc.reply()
         envelope.accepted.append(
             Recipient(address=parsed, shown=shown, dsn=params, account=verdict.account, gateway=verdict.gateway,
@@ -132,6 +148,40 @@ class Handler:
         )  # fmt: skip
         envelope.rcpt_tos.append(shown)
         return REPLY_RCPT_OK
+
+    async def judged_by_mta(self, envelope: SmsEnvelope, content: bytes) -> list[Recipient | MailsmsError]:
+        """The recipients as judged with the login in X-Mailsms-Auth when a trusted MTA sent the mail.
+
+        From server.trusted_mta the header counts as SMTP AUTH at mailsms (mailsms.mta_auth); from
+        anyone else it is ignored.  Without a header, a trusted MTA's recipients that were let through
+        at RCPT for lack of credentials are judged again, and refused now.
+        """
+        accepted: list[Recipient | MailsmsError] = list(envelope.accepted)
+        values = auth_header_values(content)
+        if not in_networks(envelope.client, self.config.server.trusted_mta):
+            if values:
+                log.info("%s from untrusted client %s ignored", AUTH_HEADER, envelope.client or "-")
+            return accepted
+        login = values[0] if values and not envelope.auth_user else ""
+        if len(set(values)) > 1:
+            log.warning("%d different %s headers from %s: none is used", len(set(values)), AUTH_HEADER, envelope.client)
+            login = ""
+        if login and self.account(login) is None:
+            log.info("%s names no account %r: the mail is not authenticated", AUTH_HEADER, login[:64])
+            login = ""
+        if not login and not self.config.policy.require_auth:
+            return accepted
+        return await rejudge(self.policy, envelope, login or envelope.auth_user, self.check_account_gateway)
+
+    def check_number_cap(self, number: str, envelope: SmsEnvelope) -> None:
+        """``queue.max_messages_per_number``: a number with that many messages waiting takes no more
+        for now (QuotaExceeded, 452 4.2.2), counting those of this transaction."""
+        cap = self.config.queue.max_messages_per_number
+        if not cap or self.store is None:
+            return
+        waiting = self.store.waiting_for(number) + sum(1 for r in envelope.accepted if r.address.number == number)
+        if waiting >= cap:
+            raise QuotaExceeded(f"{number} has {waiting} messages waiting to be sent (at most {cap}); try again later")
 
     def check_account_gateway(self, verdict: Verdict) -> None:
         """An account's gateway must be configured (ConfigError, 451 4.3.5, until it is)."""
@@ -150,13 +200,17 @@ class Handler:
             log.info("discarded: from=<%s>, nrcpt=%d: %s mail is never sent as SMS", sender, len(recipients), why)
             return ["250 2.0.0 accepted; a bounce or auto-reply is not sent as SMS"] * len(recipients)
         now = self.clock()
+        judged = await self.judged_by_mta(envelope, content)
+        recipients = [r if isinstance(r, Recipient) else a for r, a in zip(judged, recipients, strict=True)]
         replies: list[str] = []
         rows: list[NewMessage] = []
         authenticated = authenticated_sender(content, envelope.mail_params)  # for the reply log
         headers = scrubbed(composed.original_headers)  # the same for every recipient
-        for accepted in recipients:
+        for accepted, judgement in zip(recipients, judged, strict=True):
             recipient = accepted
             try:
+                if isinstance(judgement, MailsmsError):
+                    raise judgement
                 text = accepted.address.params.body or composed.text
                 recipient, text = await self.intercepted(accepted, sender, text)
                 row = self._row(recipient, sender, composed, envelope, now, text=text, headers=headers,
@@ -166,6 +220,7 @@ class Handler:
                 replies.append("")
             except MailsmsError as exc:
                 log.info("reject: from=<%s> to=<%s>: %s", sender, recipient.shown, exc.reply())
+                self.metrics.rejected(exc.reply())
                 replies.append(exc.reply())
         if all_or_nothing and any(replies):
             failure = next(r for r in replies if r)
@@ -211,6 +266,7 @@ class Handler:
             headers=headers,
             auto_submitted=composed.auto_submitted,
             authenticated=authenticated,
+            not_before=composed.deferred_delivery,
         )
 
     # -- shared with the HTTP send API (mailsms.web_send) --------------------------
@@ -256,11 +312,16 @@ class Handler:
         headers: tuple[tuple[str, str], ...] = (),
         auto_submitted: bool = False,
         authenticated: bool = False,
+        not_before: float | None = None,
     ) -> NewMessage:
-        """The queue rows for ``text`` to one recipient: split, with a fresh queue id (MessageTooLong etc.)."""
+        """The queue rows for ``text`` to one recipient: split, with a fresh queue id (MessageTooLong etc.).
+
+        ``not_before`` (the Deferred-Delivery header) schedules it for later unless ``at=`` does."""
+        recipient = self.routed(recipient, sender, text, now)
         address = recipient.address
+        scheduled = scheduled_time(address.params.at, not_before, now)
         segmentation = segment_for(address, text, self.config.segment, self.references.next(address.number))
-        return build_message(
+        message = build_message(
             queue_id=self.new_id(),
             now=now,
             sender=sender,
@@ -272,8 +333,38 @@ class Handler:
             auto_submitted=auto_submitted,
             delay_warning_time=self.config.queue.delay_warning_time,
             authenticated=authenticated or recipient.authenticated or address.skip_authentication,
-            gateway=recipient.gateway or choose_gateway(address, self.config.gateways),
+            gateway=recipient.gateway,
+            not_before=scheduled,
         )
+        fallback = alternate_for(self.config.fallbacks, address.number, recipient.account)
+        if fallback is None or fallback.alternate == address.number:
+            return message
+        return dataclasses.replace(message, alternate=fallback.alternate, fallback_after=fallback.after)
+
+    def routed(self, recipient: Recipient, sender: str, text: str, now: float) -> Recipient:
+        """The recipient as the ``[[route]]`` rules leave it: its number rewritten, its sender set, and
+        its ``gateway`` the target (a gateway, a group or "*"); Rejected or BadNumber when a rule says so."""
+        address = recipient.address
+        decision = self.router.route(
+            RouteRequest(
+                number=address.number,
+                sender=sender,
+                account=recipient.account,
+                text=text,
+                pinned=address.params.gateway_id or recipient.gateway,
+                local_time=_local_time(now),
+            )
+        )
+        if decision.reject is not None:
+            reject = decision.reject
+            log.info("route %r rejects to=<%s>: %s", reject.rule, recipient.shown, reject.reply())
+            raise Rejected(reject.code, reject.enhanced, reject.text)
+        if decision.number != address.number:
+            check_destination(decision.number, self.config.policy)  # a rule cannot open a premium range
+            address = dataclasses.replace(address, number=decision.number)
+        if decision.sender is not None:
+            address = dataclasses.replace(address, params=dataclasses.replace(address.params, sender=decision.sender))
+        return dataclasses.replace(recipient, address=address, gateway=decision.target)
 
     async def count_sent(self, recipients: list[Recipient], now: float) -> None:
         """Count committed messages against their accounts (after the commit: a failure here loses a count,
@@ -297,7 +388,9 @@ class Handler:
             await self.store.enqueue(rows, original)
         except MailsmsError as exc:
             log.warning("queue commit failed for %d recipient(s): %s", len(rows), exc.reply())
+            self.metrics.rejected(exc.reply(), len(rows))
             raise
+        self.metrics.accepted(len(rows))
         self.wake()
 
     async def handle_EHLO(
@@ -382,6 +475,7 @@ def scrubbed(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...
 
 def scrub_mail(content: bytes) -> bytes:
     """The mail kept for RET=FULL reports, its header section without ``pass=`` values."""
+    content = strip_auth_header(content)  # the MTA's word to mailsms, not part of the mail
     head, sep, body = content.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = content.partition(b"\n\n")
@@ -423,3 +517,27 @@ async def listen(factory: Callable[[], asyncio.Protocol], host: str, port: int) 
     """Bind one listener without serving yet; OSError propagates for the caller to name the address."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(factory, host, port, start_serving=False)
+
+
+def _local_time(now: float) -> datetime.time:
+    """The server's local wall-clock time at ``now`` (for ``hours`` in routes)."""
+    return datetime.datetime.fromtimestamp(now).time()
+
+
+MAX_SCHEDULE_AHEAD = 366 * 86400.0  # seconds: a send time later than this is a mistake
+
+
+def scheduled_time(at: float | None, header: float | None, now: float) -> float | None:
+    """When a message may go: ``at=`` first, else the Deferred-Delivery header; None: now.
+
+    A time in the past means now; one more than a year ahead is refused (BadAddressSyntax for
+    ``at=``, BadContent for the header)."""
+    if at is not None:
+        if at > now + MAX_SCHEDULE_AHEAD:
+            raise BadAddressSyntax("parameter 'at': the send time is more than a year ahead")
+        return at if at > now else None
+    if header is not None:
+        if header > now + MAX_SCHEDULE_AHEAD:
+            raise BadContent("Deferred-Delivery: the send time is more than a year ahead")
+        return header if header > now else None
+    return None

@@ -3,7 +3,8 @@
 * ``GET|POST /sms/``: send an SMS through the queue, IceWarp's HTTP API (``mailsms.web_send``);
 * ``GET|POST /inbound/<gateway-id>``: an incoming SMS from a gateway (``mailsms.web_hooks``);
 * ``GET|POST /dlr/<gateway-id>``: a delivery report from a gateway (``mailsms.web_hooks``);
-* ``GET /healthz``.
+* ``GET /healthz``;
+* ``GET /metrics``, ``/readyz`` and ``/status`` (``mailsms.web_status``).
 
 Every error answer is JSON: ``{"error": "<what went wrong>", "status": "<enhanced code>"}``
 (``mailsms.web_base``).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from mailsms import __version__, web_hooks, web_send
+from mailsms import __version__, web_hooks, web_send, web_status
 from mailsms.config import Config
 from mailsms.ratelimit import RateLimiter
 from mailsms.server import Handler
@@ -25,7 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "version": __version__})
 
 
-def make_app(services: WebServices) -> web.Application:
+def make_app(services: WebServices, status: web_status.StatusServices | None = None) -> web.Application:
     """The application for the daemon's HTTP listener."""
     app = web.Application(middlewares=[json_errors], client_max_size=1024**2)
     app[SERVICES] = services
@@ -36,6 +37,8 @@ def make_app(services: WebServices) -> web.Application:
     for path, handler in (("/inbound/{gateway}", web_hooks.inbound), ("/dlr/{gateway}", web_hooks.dlr)):
         app.router.add_get(path, handler, allow_head=False)
         app.router.add_post(path, handler)
+    if status is not None:
+        web_status.add_routes(app, status)
     return app
 
 

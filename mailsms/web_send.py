@@ -24,13 +24,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from mailsms.address import number_address
+from mailsms.accounts import Account
+from mailsms.address import SmsAddress, number_address
 from mailsms.address_params import MAXMSGS_CAP, encode
 from mailsms.errors import AuthFailed, BadAddressSyntax, BadContent, BadRequest
 from mailsms.form import FormFields, decode_utf8
 from mailsms.ingest import Recipient
 from mailsms.log import event
-from mailsms.policy import Request
+from mailsms.policy import Request, Verdict
+from mailsms.server import Handler
+from mailsms.store import NewMessage
 from mailsms.web_base import check_rate, read_fields, services
 
 log = logging.getLogger("mailsms.web")
@@ -68,24 +71,38 @@ async def send(request: web.Request) -> web.Response:
     except BadRequest as exc:  # a parameter given twice, not UTF-8, ...: the address rules' code
         raise BadAddressSyntax(exc.reason) from None
     address = number_address(number, query, found.config.address, default_maxmsgs=MAXMSGS_CAP, trusted=trusted)
-    handler.check_gateway(address)
-    engine.admit(dataclasses.replace(pre, number=address.number), verdict, account)
-    handler.check_account_gateway(verdict)
-    shown = address.redacted()
-    # A request with a valid user and pass vouches for reply=, as SMTP AUTH does (replylog.record).
-    authenticated = bool(verdict.account) or vouched
-    recipient = Recipient(address=address, shown=shown, account=verdict.account, gateway=verdict.gateway,
-                          authenticated=authenticated)  # fmt: skip
-    recipient, text = await handler.intercepted(recipient, "", text)
-    now = handler.clock()
-    row = handler.new_message(recipient, "", text, now, authenticated=authenticated)
-    engine.charge_parts(f"[{request.remote}]", verdict, len(row.parts))
+    recipient, row = await prepare_text(handler, pre, verdict, account, address, text=text, vouched=vouched)
     await handler.commit([row])
-    await handler.count_sent([recipient], now)
+    await handler.count_sent([recipient], handler.clock())
     user = verdict.account or (user if vouched else "")
-    log.info(event(row.id, sender="", to=shown, relay=row.gateway, parts=len(row.parts), size=len(text),
+    log.info(event(row.id, sender="", to=recipient.shown, relay=row.gateway, parts=len(row.parts), size=len(text),
                    client=request.remote, user=user or "-", status="queued"))  # fmt: skip
     return web.json_response({"queue_id": row.id, "parts": len(row.parts)})
+
+
+async def prepare_text(
+    handler: Handler, pre: Request, verdict: Verdict, account: Account | None, address: SmsAddress,
+    *, text: str, vouched: bool, already: int = 0, rate_limits: bool = True,
+) -> tuple[Recipient, NewMessage]:  # fmt: skip
+    """The checks after authentication and the queue row for ``text`` to ``address``, not yet committed.
+
+    Shared by ``/sms/`` and ``mailsms send``: gateway id, destination rules, the account's state and
+    limit (``already``: rows for the same account not yet committed), ``intercept.mt``, segmentation.
+    """
+    check_text(text)
+    engine = handler.policy
+    handler.check_gateway(address)
+    engine.admit(dataclasses.replace(pre, number=address.number), verdict, account, already=already, take=rate_limits)
+    handler.check_account_gateway(verdict)
+    # A request with a valid user and pass vouches for reply=, as SMTP AUTH does (replylog.record).
+    authenticated = bool(verdict.account) or vouched
+    recipient = Recipient(address=address, shown=address.redacted(), account=verdict.account,
+                          gateway=verdict.gateway, authenticated=authenticated)  # fmt: skip
+    recipient, text = await handler.intercepted(recipient, "", text)
+    row = handler.new_message(recipient, "", text, handler.clock(), authenticated=authenticated)
+    if rate_limits:
+        engine.charge_parts(f"[{pre.client}]", verdict, len(row.parts))
+    return recipient, row
 
 
 def _credentials(fields: FormFields) -> tuple[str, str | None]:
@@ -125,11 +142,16 @@ def _data(fields: FormFields) -> str:
     if raw is None:
         raise BadAddressSyntax("missing parameter 'data'")
     text = decode_utf8(raw, "data")
+    check_text(text)
+    return text
+
+
+def check_text(text: str) -> None:
+    """BadContent for control characters other than tab and line breaks, or more than MAX_DATA characters."""
     if _DATA_CONTROL.search(text):
         raise BadContent("data holds control characters other than tab and line breaks")
     if len(text) > MAX_DATA:
         raise BadContent(f"data longer than {MAX_DATA} characters")
-    return text
 
 
 def _address_query(fields: FormFields) -> str:

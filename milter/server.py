@@ -11,8 +11,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 from typing import Protocol
 
+from mailsms.accounts import Account
 from mailsms.config import Config
 from mailsms.log import redact as redact_text
 from mailsms.smtpproto import SmsEnvelope
@@ -22,6 +24,10 @@ log = logging.getLogger("mailsms.milter")
 
 # Headers that carry sms: recipients, and so may carry pass= values.
 SCRUBBED_HEADERS = frozenset({"to", "cc"})
+# The SMTP AUTH identity for mailsms's LMTP server (trusted from server.trusted_mta only):
+# every copy that came with the mail is deleted, ours is added when the client authenticated.
+AUTH_HEADER = "X-Mailsms-Auth"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 ACTIONS = p.SMFIF_CHGHDRS | p.SMFIF_ADDHDRS
 PROTOCOL = p.SMFIP_NOBODY  # the body is not needed to decide anything
 KEPT_MACROS = ("{auth_authen}", "{client_addr}", "i", "{rcpt_addr}")
@@ -32,6 +38,8 @@ class RcptChecker(Protocol):
     """What a session needs from mailsms.server.Handler."""
 
     config: Config
+
+    def account(self, user: str) -> Account | None: ...
 
     async def check_rcpt(
         self, envelope: SmsEnvelope, address: str, params: dict[str, str], *, take_tokens: bool = True
@@ -68,7 +76,9 @@ class MilterSession:
             offered = p.parse_optneg(packet.data)
             return [p.encode_optneg(p.negotiate(offered, ACTIONS, PROTOCOL))]
         if command == p.SMFIC_MACRO:
-            _, macros = p.parse_macros(packet.data)
+            stage, macros = p.parse_macros(packet.data)
+            if stage == p.SMFIC_MAIL:  # a new transaction: its own {auth_authen}, or none
+                self.macros.pop("{auth_authen}", None)
             self.macros.update((k, v) for k, v in macros.items() if k in KEPT_MACROS)
             return []
         if command == p.SMFIC_CONNECT:
@@ -86,11 +96,12 @@ class MilterSession:
             return [await self._rcpt(packet.data)]
         if command == p.SMFIC_HEADER:
             name, value = p.parse_header(packet.data)
-            if name.lower() in SCRUBBED_HEADERS:
+            if name.lower() in SCRUBBED_HEADERS or name.lower() == AUTH_HEADER.lower():
                 self.headers.append((name, value))
             return [p.continue_()]
         if command == p.SMFIC_BODYEOB:
-            replies = [*self._scrub_headers(), p.continue_()]
+            login = self.macros.get("{auth_authen}", "")
+            replies = [*self._scrub_headers(), *auth_header_changes(self.headers, login), p.continue_()]
             self._new_message()
             return replies
         if command in (p.SMFIC_HELO, p.SMFIC_DATA, p.SMFIC_EOH, p.SMFIC_BODY, p.SMFIC_UNKNOWN):
@@ -119,7 +130,10 @@ class MilterSession:
         envelope = self.envelope
         envelope.channel = "smtp"  # the mail reached the MTA over SMTP
         envelope.client = self.macros.get("{client_addr}") or self.client
-        envelope.auth_user = self.macros.get("{auth_authen}", "")
+        login = self.macros.get("{auth_authen}", "")
+        # As the LMTP server will judge X-Mailsms-Auth: a login that names no mailsms account
+        # (a mail user without SMS rights) is not authenticated here, rather than refused.
+        envelope.auth_user = login if login and self.checker.account(login) is not None else ""
         try:
             rcpt = address.strip().removeprefix("<").removesuffix(">")
             # rate limits are counted once, by the LMTP delivery that follows
@@ -134,10 +148,28 @@ class MilterSession:
         seen: dict[str, int] = {}
         for name, value in self.headers:
             index = seen[name.lower()] = seen.get(name.lower(), 0) + 1
+            if name.lower() not in SCRUBBED_HEADERS:
+                continue
             cleaned = redact_text(value)
             if cleaned != value:
                 replies.append(p.chgheader(name, index, cleaned))
         return replies
+
+
+def auth_header_changes(headers: list[tuple[str, str]], login: str) -> list[bytes]:
+    """Delete every X-Mailsms-Auth the mail came with; add ours naming ``login`` ("" : not authenticated).
+
+    Deleted last to first: whether an MTA still counts a deleted header in later
+    indexes then does not matter (the index counts headers of that name, from 1).
+    """
+    foreign = sum(1 for name, _ in headers if name.lower() == AUTH_HEADER.lower())
+    if foreign:
+        log.info("milter: removing %d %s header(s) that came with the mail", foreign, AUTH_HEADER)
+    replies = [p.chgheader(AUTH_HEADER, index, "") for index in range(foreign, 0, -1)]
+    login = _CONTROL.sub("", login).strip()  # a login must not end the header or start another
+    if login:
+        replies.append(p.addheader(AUTH_HEADER, login))
+    return replies
 
 
 async def _serve_connection(checker: RcptChecker, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

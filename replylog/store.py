@@ -74,7 +74,9 @@ def record_on_submit(conn: sqlite3.Connection, message_id: str, now: float, *, m
 
 def _record_message(conn: sqlite3.Connection, message_id: str, now: float, mode: Record) -> None:
     row = conn.execute(
-        "SELECT number, gateway, sender, params, headers, authenticated FROM message WHERE id = ?", (message_id,)
+        "SELECT number, CASE WHEN via != '' THEN via ELSE gateway END, sender, params, headers, authenticated"
+        " FROM message WHERE id = ?",
+        (message_id,),
     ).fetchone()
     if row is None:
         return

@@ -26,6 +26,7 @@ _MODULES: dict[str, str] = {
     "modem": "transports.modem",
     "smstools": "transports.smstools",
     "gammu": "transports.gammu",
+    "smpp": "transports.smpp",
 }
 
 

@@ -56,6 +56,9 @@ class NewMessage:
     notify: int = 0  # the events the sender wants reports about (mailsms.notify bits)
     warn_at: float | None = None  # when a delay warning is due; None: never
     authenticated: bool = False  # the MTA vouched for the sender (replylog.origin): for replylog.record
+    alternate: str = ""  # the fallback number: gets the text once if no delivery report came in time
+    fallback_after: float = 0.0  # seconds from submission to the fallback
+    not_before: float | None = None  # a scheduled send: not before this time
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,13 @@ class StoredMessage:
     dsn_code: str
     possible_duplicate: bool
     parts: tuple[StoredPart, ...]
+    via: str = ""  # the gateway that took (or is taking) the message; its target ``gateway`` may be a group
+    not_before: float | None = None  # a scheduled send: its queue lifetime counts from then
+
+    @property
+    def start(self) -> float:
+        """Where its time in the queue counts from: accepted, or scheduled for later."""
+        return max(self.created, self.not_before or 0.0)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,10 @@ at all: 1 is the queue (``message``, ``part``), 2 adds the inbound store,
 3 adds delivery status notifications (``mailsms.store.reports``) and the
 mail-out queue (``mailsms.store.mailout``), 4 adds replies by SMS (the reply
 log and the inbound pipeline's indexes, ``mailsms.store.inbound_flow``),
-5 adds accounts (``mailsms.store.accounts``).
+5 adds accounts (``mailsms.store.accounts``), 6 links an MO to its mail, 7 adds
+routing: the gateway that took a message (``via``: its target may be a group)
+and the fallback number (``alternate``, sent once when no delivery report
+came by ``fallback_at``), and scheduled sends (``not_before``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from mailsms.store.inbound_flow import create_replies_schema
 from mailsms.store.mailout import create_mailout_schema
 from mailsms.store.reports import create_report_schema
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -48,12 +51,25 @@ def create_schema(conn: sqlite3.Connection) -> None:
             # an MO's mail in the mail-out queue: its state follows the mail's fate
             conn.execute("ALTER TABLE inbound ADD COLUMN mail_id TEXT NOT NULL DEFAULT ''")
             conn.execute("CREATE INDEX IF NOT EXISTS inbound_mail_id ON inbound(mail_id) WHERE mail_id != ''")
+        if version < 7:
+            _add_routing(conn)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _add_routing(conn: sqlite3.Connection) -> None:
+    """Version 7: the gateway that took a message, and its fallback number."""
+    conn.execute("ALTER TABLE message ADD COLUMN via TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE message ADD COLUMN alternate TEXT NOT NULL DEFAULT ''")
+    conn.execute("ALTER TABLE message ADD COLUMN fallback_after REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE message ADD COLUMN fallback_at REAL")
+    # A scheduled send (at=, Deferred-Delivery): not before then; its queue lifetime counts from then.
+    conn.execute("ALTER TABLE message ADD COLUMN not_before REAL")
+    conn.execute("CREATE INDEX IF NOT EXISTS message_fallback ON message(fallback_at) WHERE fallback_at IS NOT NULL")
 
 
 def _version(conn: sqlite3.Connection) -> int:
@@ -110,3 +126,8 @@ def ensure_indexes(conn: sqlite3.Connection) -> None:
         " WHERE state IN ('queued','deferred')"
     )
     conn.execute("DROP INDEX IF EXISTS message_due")
+    # Messages still waiting per number, for queue.max_messages_per_number.
+    conn.execute(
+        "CREATE INDEX IF NOT EXISTS message_waiting_number ON message(number)"
+        " WHERE state IN ('queued','deferred','hold')"
+    )

@@ -51,8 +51,10 @@ SubmitHook = Callable[[sqlite3.Connection, str, float], None]
 DB_NAME = "queue.sqlite"
 _MESSAGE_COLUMNS = (
     "id", "created", "sender", "recipient", "number", "gateway", "encoding", "text", "params", "dsn", "headers",
-    "state", "attempts", "next_attempt", "reason", "dsn_code", "possible_duplicate",
+    "state", "attempts", "next_attempt", "reason", "dsn_code", "possible_duplicate", "via", "not_before",
 )  # fmt: skip
+# The gateway a message went (or goes) through: ``via`` once one took it, else its target.
+_GATEWAY_OF = "(CASE WHEN m.via != '' THEN m.via ELSE m.gateway END)"
 
 
 # ``record_report``'s answer for a report kept until its part's submission is committed.
@@ -167,7 +169,8 @@ class SqliteStore:
         marks = ",".join("?" for _ in message_ids)
         rows = self.conn.execute(
             "SELECT id, created, sender, recipient, number, gateway, encoding, text, params, dsn, headers, state,"
-            f" attempts, next_attempt, reason, dsn_code, possible_duplicate FROM message WHERE id IN ({marks})",
+            f" attempts, next_attempt, reason, dsn_code, possible_duplicate, via, not_before"
+            f" FROM message WHERE id IN ({marks})",
             tuple(message_ids),
         ).fetchall()
         parts: dict[str, list[StoredPart]] = {row[0]: [] for row in rows}
@@ -189,11 +192,18 @@ class SqliteStore:
     def sending_on(self, gateway: str) -> bool:
         """True while a part of ``gateway`` is in ``sending``: its gateway id may not be committed yet."""
         row = self.conn.execute(
-            "SELECT 1 FROM part p JOIN message m ON m.id = p.message_id WHERE p.state = 'sending' AND m.gateway = ?"
-            " LIMIT 1",
+            "SELECT 1 FROM part p JOIN message m ON m.id = p.message_id"
+            f" WHERE p.state = 'sending' AND {_GATEWAY_OF} = ? LIMIT 1",
             (gateway,),
         ).fetchone()
         return row is not None
+
+    def waiting_for(self, number: str) -> int:
+        """How many messages to ``number`` wait to be sent (queued, deferred or held)."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM message WHERE number = ? AND state IN ('queued','deferred','hold')", (number,)
+        ).fetchone()
+        return int(row[0])
 
     def messages_with_sending_parts(self) -> list[str]:
         rows = self.conn.execute("SELECT DISTINCT message_id FROM part WHERE state = 'sending'").fetchall()
@@ -201,9 +211,26 @@ class SqliteStore:
 
     # -- scheduler: changes, group-committed -------------------------------------
 
-    async def mark_sending(self, message_id: str, seqs: Sequence[int], now: float) -> None:
-        """Commit ``sending`` before any I/O starts (the crash contract)."""
-        await self.write(functools.partial(_mark_sending, message_id=message_id, seqs=seqs, now=now))
+    async def mark_sending(self, message_id: str, seqs: Sequence[int], now: float, via: str = "") -> None:
+        """Commit ``sending``, and the gateway ``via`` which the parts go through, before any I/O
+        starts (the crash contract: recovery asks that gateway)."""
+        await self.write(functools.partial(_mark_sending, message_id=message_id, seqs=seqs, now=now, via=via))
+
+    def due_fallbacks(self, now: float, limit: int = 100) -> list[str]:
+        """Ids of submitted messages whose fallback number is due: no delivery report came in time."""
+        rows = self.conn.execute(
+            "SELECT id FROM message WHERE fallback_at <= ? AND state = 'submitted' ORDER BY fallback_at LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    async def fall_back(self, message_id: str, copy_id: str, reason: str, note: str, now: float) -> bool:
+        """Queue the text of ``message_id`` for its fallback number as ``copy_id`` (whose own
+        reason says why: ``note``) and mark the original as fallen back (``reason``), in one
+        transaction; False when it no longer waits for a fallback (a report came)."""
+        return await self.write(
+            functools.partial(_fall_back, message_id=message_id, copy_id=copy_id, reason=reason, note=note, now=now)
+        )
 
     async def requeue_parts(
         self, message_id: str, seqs: Sequence[int], *, possible_duplicate: bool, now: float
@@ -304,10 +331,12 @@ def _insert(conn: sqlite3.Connection, *, messages: Sequence[NewMessage], origina
     conn.executemany(
         "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn,"
         " headers, truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated,"
-        " mail_id, notify, warn_at, authenticated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?,?,?,?,?)",
+        " mail_id, notify, warn_at, authenticated, alternate, fallback_after, not_before)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'queued',0,?,'','',0,?,?,?,?,?,?,?,?)",
         [
             (m.id, m.created, m.sender, m.recipient, m.number, m.gateway, m.encoding, m.text, m.params, m.dsn,
-             m.headers, int(m.truncated), m.created, m.created, m.mail_id, m.notify, m.warn_at, int(m.authenticated))
+             m.headers, int(m.truncated), max(m.created, m.not_before or 0.0), m.created, m.mail_id, m.notify,
+             m.warn_at, int(m.authenticated), m.alternate, m.fallback_after, m.not_before)
             for m in messages
         ],
     )  # fmt: skip
@@ -320,12 +349,49 @@ def _insert(conn: sqlite3.Connection, *, messages: Sequence[NewMessage], origina
     )
 
 
-def _mark_sending(conn: sqlite3.Connection, *, message_id: str, seqs: Sequence[int], now: float) -> None:
+def _mark_sending(conn: sqlite3.Connection, *, message_id: str, seqs: Sequence[int], now: float, via: str) -> None:
     conn.executemany(
         "UPDATE part SET state = 'sending', updated = ? WHERE message_id = ? AND seq = ?",
         [(now, message_id, s) for s in seqs],
     )
-    conn.execute("UPDATE message SET attempts = attempts + 1, updated = ? WHERE id = ?", (now, message_id))
+    conn.execute(
+        "UPDATE message SET attempts = attempts + 1, via = ?, updated = ? WHERE id = ?", (via, now, message_id)
+    )
+
+
+def _fall_back(conn: sqlite3.Connection, *, message_id: str, copy_id: str, reason: str, note: str, now: float) -> bool:
+    row = conn.execute(
+        "SELECT alternate FROM message WHERE id = ? AND fallback_at IS NOT NULL AND state = 'submitted'",
+        (message_id,),
+    ).fetchone()
+    if row is None or not row[0]:
+        return False
+    # The copy: the same text, sender, target and reports wanted, for the alternate number; its
+    # DSNs name the original recipient (ORCPT) and it has no fallback of its own.
+    conn.execute(
+        "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn, headers,"
+        " truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated, mail_id, notify,"
+        " warn_at, authenticated)"
+        " SELECT ?, ?, sender,"
+        " CASE WHEN instr(recipient, number) > 0 THEN replace(recipient, number, alternate)"
+        " ELSE 'sms:' || alternate END,"
+        " alternate, gateway, encoding, text, params,"
+        " json_set(dsn, '$.ORCPT', COALESCE(json_extract(dsn, '$.ORCPT'), 'rfc822;' || recipient)), headers,"
+        " truncated, 'queued', 0, ?, ?, '', 0, ?, '', notify,"
+        " CASE WHEN warn_at IS NULL THEN NULL ELSE ? + (warn_at - created) END, authenticated"
+        " FROM message WHERE id = ?",
+        (copy_id, now, now, note, now, now, message_id),
+    )
+    conn.execute(
+        "INSERT INTO part (message_id, seq, text, udh, data, state, gateway_msgid, updated)"
+        " SELECT ?, seq, text, udh, data, 'queued', '', ? FROM part WHERE message_id = ?",
+        (copy_id, now, message_id),
+    )
+    conn.execute(
+        "UPDATE message SET alternate = '', fallback_at = NULL, reason = ?, updated = ? WHERE id = ?",
+        (reason, now, message_id),
+    )
+    return True
 
 
 def _requeue_parts(
@@ -373,7 +439,7 @@ def _apply_early_reports(
 ) -> list[EarlyReport]:
     if not gateway_msgids:
         return []
-    row = conn.execute("SELECT gateway FROM message WHERE id = ?", (message_id,)).fetchone()
+    row = conn.execute(f"SELECT {_GATEWAY_OF} FROM message m WHERE id = ?", (message_id,)).fetchone()
     if row is None:
         return []
     marks = ",".join("?" for _ in gateway_msgids)
@@ -433,13 +499,13 @@ def _record_report(
 ) -> str | None:
     row = conn.execute(
         "SELECT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
-        " WHERE p.gateway_msgid = ? AND m.gateway = ?",
+        f" WHERE p.gateway_msgid = ? AND {_GATEWAY_OF} = ?",
         (gateway_msgid, gateway),
     ).fetchone()
     if row is None:
         sending = conn.execute(
-            "SELECT 1 FROM part p JOIN message m ON m.id = p.message_id WHERE p.state = 'sending' AND m.gateway = ?"
-            " LIMIT 1",
+            "SELECT 1 FROM part p JOIN message m ON m.id = p.message_id"
+            f" WHERE p.state = 'sending' AND {_GATEWAY_OF} = ? LIMIT 1",
             (gateway,),
         ).fetchone()
         if sending is None:
@@ -487,6 +553,15 @@ def _settle(conn: sqlite3.Connection, message_id: str, now: float, *, relayed: b
         " WHERE id = ? AND state NOT IN ('failed','expired')",
         (new_state, now, message_id),
     )
+    # The fallback number waits for a delivery report from here on (none comes without them).
+    if new_state == DELIVERED:
+        conn.execute("UPDATE message SET fallback_at = NULL WHERE id = ? AND fallback_at IS NOT NULL", (message_id,))
+    elif not relayed:
+        conn.execute(
+            "UPDATE message SET fallback_at = ? + fallback_after"
+            " WHERE id = ? AND alternate != '' AND fallback_at IS NULL AND state = 'submitted'",
+            (now, message_id),
+        )
 
 
 def insert_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]) -> None:

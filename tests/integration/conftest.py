@@ -19,7 +19,8 @@ PostfixFactory = Callable[..., PostfixInstance]
 
 @pytest.fixture
 def postfix_instance() -> Iterator[PostfixFactory]:
-    """``postfix_instance(lmtp_port, sms_domain="sms.example.test", mailboxes=())``: a private Postfix, started.
+    """``postfix_instance(lmtp_port, sms_domain="sms.example.test", mailboxes=(), sasl_users=None)``: a private
+    Postfix, started (``sasl_users``, login -> password: smtpd offers SMTP AUTH).
 
     ``mailboxes`` are addresses that get a local Maildir (``postfix.mail(address)``).  Use the result
     directly or in a ``with`` block; every instance is stopped and removed at teardown.
@@ -32,10 +33,12 @@ def postfix_instance() -> Iterator[PostfixFactory]:
             lmtp_host: str = "127.0.0.1",
             mailboxes: Sequence[str] = (),
             extra_config: str = "",
+            sasl_users: dict[str, str] | None = None,
         ) -> PostfixInstance:
             instance = PostfixInstance(
-                lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain, mailboxes=mailboxes, extra_config=extra_config
-            )
+                lmtp_port, lmtp_host=lmtp_host, sms_domain=sms_domain, mailboxes=mailboxes, extra_config=extra_config,
+                sasl_users=sasl_users,
+            )  # fmt: skip
             return stack.enter_context(instance)
 
         yield start

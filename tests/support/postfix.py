@@ -19,7 +19,7 @@ import smtplib
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,6 +29,7 @@ from tests.support.wait import wait_until
 
 POSTFIX = "/usr/sbin/postfix"
 POSTQUEUE = "/usr/sbin/postqueue"
+SASLPASSWD2 = "/usr/sbin/saslpasswd2"
 SYSTEM_CONFIG = Path("/etc/postfix")
 COMPLAINT = re.compile(r"\b(warning|error|fatal|panic):")
 MAIL_OWNER = "postfix"
@@ -110,6 +111,18 @@ virtual_gid_maps = static:{gid}
 """
 
 
+# SMTP AUTH by Cyrus SASL with a sasldb of the instance's own (sasl2-bin, libsasl2-modules):
+# smtpd runs unchrooted as the mail owner, so the files only need to be readable by it.
+# Cyrus rather than Dovecot: no daemon to run beside Postfix, the password file is made by one command.
+SASL_CF = """\
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = {sasl}
+"""
+SMTPD_CONF = "pwcheck_method: auxprop\nauxprop_plugin: sasldb\nmech_list: PLAIN LOGIN\nsasldb_path: {sasldb}\n"
+
+
 def _sms_transport_map(lmtp_host: str, lmtp_port: int, sms_domain: str) -> str:
     nexthop = f"lmtp:inet:{lmtp_host}:{lmtp_port}"
     return f'/^"?sms:/ {nexthop}\n/@{re.escape(sms_domain)}$/ {nexthop}\n'
@@ -133,8 +146,10 @@ class PostfixInstance:
         sms_domain: str = "sms.example.test",
         mailboxes: Sequence[str] = (),
         extra_config: str = "",
+        sasl_users: Mapping[str, str] | None = None,
     ) -> None:
         self.extra_config = extra_config  # main.cf lines appended as given (smtpd_milters, ...)
+        self.sasl_users = dict(sasl_users or {})  # login -> password: smtpd offers AUTH PLAIN/LOGIN
         self.lmtp_host = lmtp_host
         self.lmtp_port = lmtp_port
         self.sms_domain = sms_domain
@@ -160,7 +175,7 @@ class PostfixInstance:
 
     def start(self) -> None:
         """Write the instance, check it, start it and wait until smtpd answers."""
-        for tool in (POSTFIX, POSTQUEUE):
+        for tool in (POSTFIX, POSTQUEUE, *([SASLPASSWD2] if self.sasl_users else [])):
             if not os.access(tool, os.X_OK):
                 raise PostfixError(f"{tool} not found: install postfix (apt-get install postfix) to run this test")
         started = time.monotonic()
@@ -222,6 +237,8 @@ class PostfixInstance:
         )
         if self.mailboxes:
             self._write_mailboxes()
+        if self.sasl_users:
+            self._write_sasl()
         if self.extra_config:
             with open(self.config_dir / "main.cf", "a") as main_cf:
                 main_cf.write("\n" + self.extra_config.strip() + "\n")
@@ -245,6 +262,25 @@ class PostfixInstance:
         # A trailing slash makes virtual(8) deliver to a Maildir.
         entries = "".join(f"{address} {address}/\n" for address in self.mailboxes)
         (self.config_dir / "vmailbox").write_text(entries)
+
+    def _write_sasl(self) -> None:
+        # Debian's Postfix reads $config_directory/sasl/smtpd.conf whatever cyrus_sasl_config_path
+        # says; other builds follow cyrus_sasl_config_path: both name the same directory.
+        sasl = self.config_dir / "sasl"
+        sasl.mkdir(mode=0o755, exist_ok=True)
+        sasldb = sasl / "sasldb2"
+        (sasl / "smtpd.conf").write_text(SMTPD_CONF.format(sasldb=sasldb))
+        for login, password in self.sasl_users.items():
+            subprocess.run(
+                # the realm smtpd looks in: its myhostname, as smtpd_sasl_local_domain is empty
+                [SASLPASSWD2, "-f", str(sasldb), "-p", "-c", "-u", "postfix.mailsms.test", login],
+                input=password, text=True, capture_output=True, timeout=30, check=True,
+            )  # fmt: skip
+        # "postfix check" wants root to own what is under config_directory; smtpd reads it as its group
+        shutil.chown(sasldb, "root", MAIL_OWNER)
+        os.chmod(sasldb, 0o640)
+        with open(self.config_dir / "main.cf", "a") as main_cf:
+            main_cf.write(SASL_CF.format(sasl=sasl))
 
     def _postfix(self, command: str) -> None:
         """Run ``postfix <command>``; any warning fails, wherever Postfix wrote it."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,6 +181,18 @@ class Queue:
         return self.message(qid)
 
     # -- the scheduler ------------------------------------------------------------
+
+    async def scheduler_pass(self) -> None:
+        """Until the scheduler has looked at the queue once more, from start to end, and what it
+        started then has landed."""
+        seen = self.scheduler.passes
+        await async_wait_until(lambda: self.scheduler.passes >= seen + 2, timeout=WAIT, what="a scheduler pass")
+        in_flight = list(self.scheduler._in_flight.values())
+        if in_flight:
+            await asyncio.wait(in_flight, timeout=WAIT)
+
+    async def wait_until(self, predicate: Callable[[], object], what: str) -> None:
+        await async_wait_until(predicate, timeout=WAIT, what=what)
 
     def start(self) -> None:
         """Run the current scheduler (recovery first, then the queue loop) in a task."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 import pytest
 
-from mailsms.config import Config
+from mailsms.accounts import Account
+from mailsms.config import Config, PolicyConfig
 from mailsms.server import Handler
 from milter import protocol as p
 from milter.server import MilterSession, is_sms_recipient, start_milter
@@ -57,10 +59,40 @@ async def test_good_and_plain_recipients_continue():
     assert await session.handle(rcpt("bob@example.test")) == [p.continue_()]
 
 
+class WithAccounts(Handler):
+    """The real Handler with accounts from a dict instead of the store."""
+
+    def __init__(self, config: Config, accounts: dict[str, Account]) -> None:
+        super().__init__(config, None, lambda: None)
+        self.accounts = accounts
+
+    def account(self, user: str) -> Account | None:
+        return self.accounts.get(user)
+
+
+async def judged(checker: Handler, macros: bytes, address: str = '"sms:+15551234567"@sms.example.test') -> bytes:
+    session = MilterSession(checker)
+    await session.handle(p.Packet(p.SMFIC_MACRO, b"M" + macros))
+    await session.handle(p.Packet(p.SMFIC_MAIL, b"<bob@example.test>\x00"))
+    [reply] = await session.handle(rcpt(address))
+    return reply
+
+
 async def test_smtp_auth_identity_reaches_the_policy():
-    session = await session_after_mail(b"{auth_authen}\x00alice\x00")
-    [reply] = await session.handle(rcpt('"sms:+15551234567"@sms.example.test'))
-    assert reply[4:15] == b"y535 5.7.8 "  # no account store here: the account is unknown
+    strict = dataclasses.replace(Config(), policy=PolicyConfig(require_auth=True))
+    accounts = {"alice": Account("alice", ""), "carol": Account("carol", "", inactive=True)}
+    assert await judged(WithAccounts(strict, accounts), b"{auth_authen}\x00alice\x00") == p.continue_()
+    disabled = await judged(WithAccounts(strict, accounts), b"{auth_authen}\x00carol\x00")
+    assert disabled[4:15] == b"y550 5.7.1 "
+    nobody = await judged(WithAccounts(strict, accounts), b"")
+    assert nobody[4:15] == b"y530 5.7.0 "
+
+
+async def test_a_login_without_a_mailsms_account_counts_as_not_authenticated():
+    lenient = WithAccounts(Config(), {})
+    assert await judged(lenient, b"{auth_authen}\x00mailuser\x00") == p.continue_()
+    strict = WithAccounts(dataclasses.replace(Config(), policy=PolicyConfig(require_auth=True)), {})
+    assert (await judged(strict, b"{auth_authen}\x00mailuser\x00"))[4:15] == b"y530 5.7.0 "
 
 
 async def test_end_of_message_removes_pass_values_from_to_only():
@@ -73,6 +105,62 @@ async def test_end_of_message_removes_pass_values_from_to_only():
     [change, done] = replies
     assert done == p.continue_()
     assert change == p.chgheader("To", 2, to.replace("s3cret", "(set)"))
+
+
+def header(name: str, value: str) -> p.Packet:
+    return p.Packet(p.SMFIC_HEADER, f"{name}\0{value}\0".encode())
+
+
+async def end_of_message(session: MilterSession, headers: list[tuple[str, str]]) -> list[bytes]:
+    for name, value in headers:
+        assert await session.handle(header(name, value)) == [p.continue_()]
+    replies = await session.handle(p.Packet(p.SMFIC_BODYEOB, b""))
+    assert replies is not None and replies[-1] == p.continue_()
+    return replies[:-1]
+
+
+async def test_authenticated_client_gets_our_x_mailsms_auth_and_foreign_copies_are_deleted_last_first():
+    session = await session_after_mail(b"{auth_authen}\x00alice\x00")
+    forged = [("X-Mailsms-Auth", "mallory"), ("Subject", "hi"), ("x-mailsms-auth", "eve")]
+    changes = await end_of_message(session, forged)
+    assert changes == [
+        p.chgheader("X-Mailsms-Auth", 2, ""),
+        p.chgheader("X-Mailsms-Auth", 1, ""),
+        p.addheader("X-Mailsms-Auth", "alice"),
+    ]
+
+
+async def test_unauthenticated_client_only_loses_its_forged_x_mailsms_auth():
+    session = await session_after_mail()
+    changes = await end_of_message(session, [("X-Mailsms-Auth", "alice"), ("To", "bob@example.test")])
+    assert changes == [p.chgheader("X-Mailsms-Auth", 1, "")]
+
+
+async def test_no_auth_no_header_no_changes():
+    session = await session_after_mail()
+    assert await end_of_message(session, [("To", "bob@example.test"), ("Subject", "X-Mailsms-Auth: x")]) == []
+
+
+async def test_auth_of_one_transaction_does_not_carry_into_the_next():
+    session = await session_after_mail(b"{auth_authen}\x00alice\x00")
+    assert await end_of_message(session, []) == [p.addheader("X-Mailsms-Auth", "alice")]
+    await session.handle(p.Packet(p.SMFIC_MACRO, b"M" + b"i\x00ABC123\x00"))  # the next MAIL's macros: no auth
+    await session.handle(p.Packet(p.SMFIC_MAIL, b"<bob@example.test>\x00"))
+    assert await end_of_message(session, []) == []
+
+
+async def test_a_login_cannot_inject_a_header_line():
+    session = await session_after_mail(b"{auth_authen}\x00alice\r\nBcc: x@y\x00")
+    [added] = await end_of_message(session, [])
+    assert added == p.addheader("X-Mailsms-Auth", "aliceBcc: x@y")
+
+
+async def test_the_milter_asks_for_header_changes_and_headers():
+    session = MilterSession(handler())
+    [reply] = await session.handle(p.Packet(p.SMFIC_OPTNEG, OPTNEG[5:])) or [b""]
+    options = p.parse_optneg(reply[5:])
+    assert options.actions & p.SMFIF_ADDHDRS and options.actions & p.SMFIF_CHGHDRS
+    assert not options.protocol & p.SMFIP_NOHDRS
 
 
 async def test_quit_closes_and_unknown_command_is_a_protocol_error():
