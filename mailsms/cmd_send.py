@@ -73,7 +73,14 @@ def read_numbers(content: str, column: str | None = None) -> list[Row]:
     lines = content.splitlines()
     sample = next((line for line in lines if line.strip() and not line.startswith("#")), "")
     delimiter = next((d for d in _CSV_DELIMITERS if d in sample), ",")
-    reader = csv.reader(io.StringIO(content), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(content, newline=None), delimiter=delimiter)  # any line ending
+    try:
+        return _rows(reader, column)
+    except csv.Error as exc:
+        raise ListError(f"line {reader.line_num}: {exc}") from None
+
+
+def _rows(reader: Any, column: str | None) -> list[Row]:
     index: int | None = None if column else 0
     rows: list[Row] = []
     for cells in reader:

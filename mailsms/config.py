@@ -38,6 +38,9 @@ class ServerConfig:
     # MTAs whose X-Mailsms-Auth header (added by the milter: the SMTP AUTH login at the MTA)
     # names the account of the mail; from any other client the header is ignored. Empty: none.
     trusted_mta: tuple[Network, ...] = networks()
+    # SIGTERM: stop taking mail, let messages in flight finish (their multipart parts too) for at
+    # most this long, then exit 0; parts not yet started stay queued for the next start.
+    shutdown_timeout: float = duration("30s")
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,20 @@ from aiohttp import web
 
 from mailsms import __version__, sdnotify, startup
 from mailsms.config import Config
+from mailsms.config import load as load_config
+from mailsms.dispatch import GatewayPool
 from mailsms.dkim_sign import load_signer
 from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError, NotReady
+from mailsms.fallback import Fallbacks
 from mailsms.inbound import InboundPipeline
+from mailsms.ingest import new_queue_id
 from mailsms.mailout import Mailout, local_hostname
 from mailsms.mailout_agents import make_agent
 from mailsms.metrics import Metrics
 from mailsms.mo import mo_from_transport
 from mailsms.recent import RecentEvents
+from mailsms.reload import merge
 from mailsms.reporter import Reporter
-from mailsms.dispatch import GatewayPool
-from mailsms.fallback import Fallbacks
-from mailsms.ingest import new_queue_id
 from mailsms.routing import Router
 from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.server import Handler, listen, protocol_factory
@@ -252,6 +254,10 @@ class Daemon:
         server = site._server  # aiohttp keeps the asyncio.Server here; needed for port 0
         self.bound["http"] = _bound_address(server, addr) if isinstance(server, asyncio.Server) else addr
 
+    def _grace(self) -> float:
+        """How long a stop waits for work in flight: queue.stop_grace_time, within server.shutdown_timeout."""
+        return min(self.config.queue.stop_grace_time, self.config.server.shutdown_timeout)
+
     async def stop(self) -> None:
         """Stop taking mail, let messages in flight finish, then close transports, HTTP and the queue.
 
@@ -266,7 +272,7 @@ class Daemon:
         self.servers.clear()
         await self._stop_inbound()
         if self.scheduler is not None:
-            await self.scheduler.stop(self.config.queue.stop_grace_time)
+            await self.scheduler.stop(self._grace())
         if self._scheduler_task is not None:
             self._scheduler_task.cancel()
             await asyncio.gather(self._scheduler_task, return_exceptions=True)
@@ -276,7 +282,7 @@ class Daemon:
         if self.fallbacks is not None:
             await self.fallbacks.stop()
         if self.mailout is not None:
-            await self.mailout.stop(self.config.queue.stop_grace_time)
+            await self.mailout.stop(self._grace())
         if self._mailout_task is not None:
             self._mailout_task.cancel()
             await asyncio.gather(self._mailout_task, return_exceptions=True)
@@ -313,15 +319,62 @@ class Daemon:
         for signum in (signal.SIGTERM, signal.SIGINT):
             names[signum] = signal.Signals(signum).name
             loop.add_signal_handler(signum, _note_signal, stopping, names[signum])
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hangup() -> None:
+            task = asyncio.create_task(self.reload(), name="reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         await self.start()
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
         try:
             await stopping.wait()
         finally:
+            loop.remove_signal_handler(signal.SIGHUP)
             for signum in names:
                 loop.remove_signal_handler(signum)
+            await asyncio.gather(*reloads, return_exceptions=True)
             await self.stop()
         log.info("daemon stopped")
         return 0
+
+    async def reload(self) -> bool:
+        """SIGHUP: read the configuration file again; apply what can change while running
+        (mailsms.reload); a file with problems changes nothing.  True when applied."""
+        source = self.config.source
+        path = Path(source)
+        if not path.is_file():
+            log.warning("reload: configuration %s is not a file; nothing to reload", source)
+            return False
+        sdnotify.notify("RELOADING=1")
+        try:
+            new = await asyncio.to_thread(load_config, path)
+            merged, kept = merge(self.config, new)
+            router = Router(merged.routes, merged.gateways, merged.groups)
+        except MailsmsError as exc:
+            for line in exc.details():
+                log.error("reload: %s", line)
+            log.error("reload: configuration %s has problems; the running configuration is kept", source)
+            return False
+        finally:
+            sdnotify.notify("READY=1")
+        self.config = merged
+        if self.handler is not None:
+            self.handler.reconfigure(merged)
+        if self.scheduler is not None:
+            queue = merged.queue
+            self.scheduler.policy = RetryPolicy(
+                queue.minimal_backoff_time, queue.maximal_backoff_time, queue.maximal_queue_lifetime,
+                queue.queue_run_delay,
+            )  # fmt: skip
+            self.scheduler.concurrency = queue.concurrency
+            self.scheduler.pool = self.scheduler.gateways.rebuilt(router)
+            self.scheduler.wake()
+        if kept:
+            log.warning("reload: changes to %s need a restart; the running ones are kept", ", ".join(kept))
+        log.info("reload: configuration %s applied", source)
+        return True
 
 
 def _no_wake() -> None:

@@ -119,6 +119,20 @@ class GatewayPool:
         bucket.take(parts)
         return wait
 
+    def rebuilt(self, router: Router) -> GatewayPool:
+        """A pool for a reloaded configuration: a gateway whose breaker and rate settings are unchanged
+        keeps its breaker (open stays open) and its bucket."""
+        fresh = GatewayPool(router, clock=self.clock, monotonic=self.monotonic)
+        for gateway_id in fresh._breakers:
+            old, new = self.router.gateway(gateway_id), router.gateway(gateway_id)
+            if old is None or new is None or gateway_id not in self._breakers:
+                continue
+            if (old.breaker_threshold, old.breaker_reset) == (new.breaker_threshold, new.breaker_reset):
+                fresh._breakers[gateway_id] = self._breakers[gateway_id]
+            if old.rate == new.rate:
+                fresh._buckets[gateway_id] = self._buckets[gateway_id]
+        return fresh
+
     def states(self) -> Mapping[str, str]:
         """Every gateway's breaker: "closed", "open" or "half-open"."""
         return {gateway: breaker.state for gateway, breaker in self._breakers.items()}

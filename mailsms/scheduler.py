@@ -257,10 +257,16 @@ class Scheduler:
         if not candidates:
             await self._wait_for_breaker(message, members)
             return
+        tried: tuple[list[PartResult], str] | None = None  # the last gateway's answer, when one failed over
         for index, gateway in enumerate(candidates):
             if not pool.ready(gateway):
                 continue
             results = await self._submit(message, gateway, todo)
+            if results is None:  # stopping: not started; its parts stay queued for the next start
+                if tried is not None:
+                    await self._apply(message, *tried)  # the failed try before it is recorded (deferred)
+                return
+            tried = (results, gateway)
             # Failover only when the gateway took nothing: a part it took is never sent elsewhere.
             nothing_taken = all(r.outcome is Outcome.TEMPORARY for r in results)
             if nothing_taken and any(pool.ready(g) for g in candidates[index + 1 :]):
@@ -272,12 +278,14 @@ class Scheduler:
             return
         await self._wait_for_breaker(message, members)
 
-    async def _submit(self, message: StoredMessage, gateway: str, todo: set[int]) -> list[PartResult]:
+    async def _submit(self, message: StoredMessage, gateway: str, todo: set[int]) -> list[PartResult] | None:
         """Send ``todo`` through ``gateway`` (its concurrency, rate and breaker); ``sending`` and
-        the gateway are committed first."""
+        the gateway are committed first.  None: not started because the scheduler is stopping."""
         pool = self.gateways
         transport = self.transports[gateway]
         async with self._limit(gateway):
+            if self._stopping:
+                return None
             wait = pool.rate_wait(gateway, len(todo))
             if wait > 0:
                 await asyncio.sleep(wait)  # the gateway's rate (parts per second)

@@ -76,7 +76,6 @@ class Handler:
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = new_queue_id,
     ) -> None:
-        self.config = config
         self.store = store
         self.wake = wake
         self.clock = clock
@@ -84,10 +83,17 @@ class Handler:
         self.metrics = Metrics()  # counters for /metrics; the daemon gives it the shared one
         self.references = ReferenceCounter(config.segment.reference_bits)
         self.inbound_wake: Callable[[], None] = _nothing  # the inbound pipeline's, once the daemon runs it
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """Take ``config`` (at start, and on SIGHUP): rules, policy and scripts apply to the next RCPT.
+
+        Rate-limit buckets start afresh; counts kept in the queue (monthly limits) are unaffected."""
+        self.config = config
         self.router = Router(config.routes, config.gateways, config.groups)
         # What id=, an account or a script may name: a gateway or a group.
         self._gateway_ids = {t for t in self.router.targets() if t != DEFAULT_TARGET}
-        self.policy = PolicyEngine(config.policy, self.account, clock=clock)
+        self.policy = PolicyEngine(config.policy, self.account, clock=self.clock)
         intercept = config.intercept
         self.mt_intercept = Interceptor[MtMessage](intercept.mt, "mt", intercept.timeout) if intercept.mt else None
 

@@ -103,12 +103,17 @@ def check_database(state_dir: Path, known_version: int = SCHEMA_VERSION) -> Iter
     finally:
         conn.close()
     if answer != ["ok"]:
-        yield Problem(f"the queue {path} is damaged (PRAGMA quick_check: {'; '.join(answer)[:300]}); "
+        yield Problem(f"the queue {path} is damaged (PRAGMA quick_check: {_one_line(answer)}); "
                       "restore it from a backup", EX_IOERR)  # fmt: skip
     if version > known_version:
         yield Problem(f"the queue {path} has schema version {version}, newer than this mailsms knows "
                       f"({known_version}): a newer mailsms wrote it; run that version, or restore the backup "
                       "taken before the upgrade")  # fmt: skip
+
+
+def _one_line(answer: list[str]) -> str:
+    """quick_check's report, whose rows hold line breaks, as one short line."""
+    return "; ".join(" ".join(row.split()) for row in answer)[:300]
 
 
 def check_gateways(gateways: Iterable[GatewayConfig], access: Access = os.access) -> Iterator[Problem]:

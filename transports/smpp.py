@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 
 from ndr import codes
 from transports import smpp_inbound as inbound
@@ -67,7 +66,7 @@ class SmppTransport:
         self._window = asyncio.Semaphore(options.window)
         self._paused_until = 0.0
         self._throttle_delay = options.throttle_delay
-        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._recent: dict[str, str] = {}
         self.down_reason = "not started"
         self.binds = 0  # successful binds (tests and logs)
         self.throttled = 0  # throttling answers seen
@@ -190,8 +189,12 @@ class SmppTransport:
         except ValueError as exc:
             return PartResult(part.seq, Outcome.PERMANENT, f"{self.name}: {exc}", dsn="5.6.0")
         async with self._window:
-            waited = await self._wait_ready()
             session = self._tx
+            if self._paused_until or not self._ready.is_set():  # the common case skips the waiting
+                waited = await self._wait_ready()
+                session = self._tx
+            else:
+                waited = True
             if not waited or session is None:
                 reason = f"{self.name}: not bound: {self.down_reason}"
                 return PartResult(part.seq, Outcome.TEMPORARY, reason, dsn="4.4.1")
@@ -208,7 +211,9 @@ class SmppTransport:
         deadline = loop.time() + self.options.connect_timeout + self.options.throttle_max
         while True:
             pause = self._paused_until - loop.time()
-            if pause > 0:
+            if pause <= 0:
+                self._paused_until = 0.0
+            else:
                 if loop.time() + pause > deadline:
                     return False
                 await asyncio.sleep(pause)  # the SMSC asked us to slow down: this is the back-off
@@ -236,8 +241,8 @@ class SmppTransport:
         except p.PduError as exc:
             log.warning("%s: %s part %d: unreadable submit_sm_resp (%s)", self.name, sms.queue_id, part.seq, exc)
             message_id = ""
-        if answer.status == p.ESME_ROK:
-            self._remember(message_id)
+        if answer.status == p.ESME_ROK and (self.options.registered_delivery or sms.report):
+            self._remember(message_id)  # a receipt will come
         return judge(answer.status, part.seq, message_id)
 
     def _throttle(self, status: int) -> None:
@@ -254,9 +259,8 @@ class SmppTransport:
             return
         for key in inbound.submit_keys(message_id):
             self._recent[key] = message_id
-            self._recent.move_to_end(key)
-        while len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
+        while len(self._recent) > RECENT_IDS:  # the oldest first: dicts keep insertion order
+            del self._recent[next(iter(self._recent))]
 
     def submit_id(self, receipt_id: str) -> str:
         """The submit_sm_resp id a receipt's id stands for (itself when not known)."""

@@ -152,6 +152,8 @@ class _Reader:
 
 
 def _cstring(value: str, what: str, limit: int) -> bytes:
+    if not value:
+        return b"\x00"
     try:
         raw = value.encode("latin-1")
     except UnicodeEncodeError:

@@ -29,11 +29,6 @@ READ_SIZE = 65536
 WRITE_BUFFER = 256 * 1024  # wait for the socket only when this much is queued
 
 
-def _expire(future: asyncio.Future[p.Pdu]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
-
-
 class SessionClosed(ConnectionError):
     """The connection ended before the response came."""
 
@@ -68,12 +63,14 @@ class Session:
         self._interval = enquire_link_interval
         self._timeout = response_timeout
         self._sequence = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[p.Pdu]] = {}
+        # sequence -> (the request's future, when it times out); in the order sent.
+        self._pending: dict[int, tuple[asyncio.Future[p.Pdu], float]] = {}
         self._outgoing: list[bytes] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = asyncio.Event()
         self.close_reason = ""
         self._reading = asyncio.create_task(self._read_loop(), name=f"{name}-reader")
+        self._watchdog = asyncio.create_task(self._watch(), name=f"{name}-watchdog")
         self._keepalive: asyncio.Task[None] | None = None
 
     @classmethod
@@ -110,10 +107,9 @@ class Session:
             self._sequence = itertools.count(1)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[p.Pdu] = loop.create_future()
-        self._pending[sequence] = future
         limit = timeout or self._timeout
-        # A timer on the future is cheaper than asyncio.wait_for, on the hot path of every part.
-        timer = loop.call_later(limit, _expire, future)
+        # One watchdog for all requests (``_watch``): a timer per request costs more than the rest of it.
+        self._pending[sequence] = (future, loop.time() + limit)
         try:
             self._send(p.Pdu(command_id, 0, sequence, body))
             if self._writer.transport.get_write_buffer_size() > WRITE_BUFFER:  # the SMSC reads slowly
@@ -123,7 +119,6 @@ class Session:
             await self.close(f"no response to 0x{command_id:08X} within {limit:g}s")
             raise
         finally:
-            timer.cancel()
             self._pending.pop(sequence, None)
 
     def _send(self, pdu: p.Pdu) -> None:
@@ -157,12 +152,12 @@ class Session:
             return
         self.close_reason = reason
         self.closed.set()
-        for future in self._pending.values():
+        for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(SessionClosed(reason))
         self._pending.clear()
         current = asyncio.current_task()
-        for task in (self._reading, self._keepalive, *self._tasks):
+        for task in (self._reading, self._keepalive, self._watchdog, *self._tasks):
             if task is not None and task is not current:
                 task.cancel()
         self._writer.close()
@@ -187,9 +182,9 @@ class Session:
 
     def _dispatch(self, pdu: p.Pdu) -> None:
         if pdu.is_response:
-            future = self._pending.get(pdu.sequence)
-            if future is not None and not future.done():
-                future.set_result(pdu)
+            waiting = self._pending.get(pdu.sequence)
+            if waiting is not None and not waiting[0].done():
+                waiting[0].set_result(pdu)
             elif pdu.command_id == p.GENERIC_NACK:
                 log.warning("%s: generic_nack 0x%08X for sequence %d", self.name, pdu.status, pdu.sequence)
             else:
@@ -228,6 +223,16 @@ class Session:
             log.exception("%s: handling deliver_sm %d failed", self.name, pdu.sequence)
             status = p.ESME_RX_T_APPN
         await self._answer(p.response(pdu, status, b"\x00"))  # deliver_sm_resp: an empty message_id
+
+    async def _watch(self) -> None:
+        """Fail the requests whose response is overdue (a quarter of the timeout late at most)."""
+        loop = asyncio.get_running_loop()
+        while not self.closed.is_set():
+            await asyncio.sleep(min(self._timeout / 4, 1.0))
+            now = loop.time()
+            for future, deadline in list(self._pending.values()):
+                if deadline <= now and not future.done():
+                    future.set_exception(TimeoutError())
 
     async def _keep_alive(self) -> None:
         while not self.closed.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 from pathlib import Path
 
@@ -277,3 +278,26 @@ def test_cli_queue_ids_never_equal_the_daemons_of_the_same_millisecond() -> None
     assert sorted(in_order) == in_order  # they sort by arrival, as the daemon's do
     assert not mine & theirs
     assert all(len(i) == 16 and int(i, 16) & 1 << 19 for i in mine)
+
+
+def test_old_mac_line_endings_are_lines_too() -> None:
+    assert read_numbers("+15550000001\r+15550000002\r") == [Row(1, "+15550000001"), Row(2, "+15550000002")]
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_runs_on_a_terminal_and_is_cleared(
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    numbers = tmp_path / "list.csv"
+    numbers.write_text("+15550000001\n+15550000002\n")
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(["send", "--config", str(queue_config), "--file", str(numbers), TEXT]) == 0
+    shown = terminal.getvalue()
+    assert "\r1/2 [###############---------------]  50%" in shown
+    assert "\r2/2 [##############################] 100%" in shown
+    assert shown.endswith("\r")
