@@ -53,8 +53,10 @@ async def test_queue_list_json_has_the_contract_fields(tmp_path: Path, capsys: p
         "created",
         "next_attempt",
         "reason",
+        "scheduled",
     }
     assert rows[0]["state"] == "queued"
+    assert rows[0]["scheduled"] is None
     assert rows[0]["from"] == "alice@example.com"
 
 

@@ -141,7 +141,8 @@ async def test_status_shows_the_queue_and_search_finds_by_id_number_and_sender(a
     for term in (queue_id, queue_id.lower(), NUMBER, ALICE, ALICE.upper()):
         found = await admin_page(admin, f"?q={term.replace('+', '%2B')}")
         assert "1 message for" in found, term
-        assert queue_id in found and other not in found
+        results = found.split('<section id="events">')[0]  # recent log events may name any message
+        assert queue_id in results and other not in results
     assert "0 messages for" in await admin_page(admin, "?q=nobody%40example.test")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -66,6 +67,16 @@ async def off_loop(call: Callable[..., T], *args: Any) -> T:
     return await asyncio.to_thread(call, *args)
 
 
+async def until_off_loop(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Wait for a condition that asks the browser: each look runs in a thread, since the browser
+    may itself be waiting for the daemon in this loop (a navigation in progress)."""
+    deadline = time.monotonic() + timeout
+    while not await off_loop(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)  # polling inside a deadline
+
+
 async def test_status_page_loads_searches_and_fits_a_phone(
     browser: webdriver.Chrome, config: Config, state_dir: Path, tmp_path: Path
 ) -> None:
@@ -101,7 +112,7 @@ async def test_status_page_loads_searches_and_fits_a_phone(
         box = await off_loop(browser.find_element, By.CSS_SELECTOR, "form#search input[name=q]")
         await off_loop(box.send_keys, "+15551234567")
         await off_loop(box.submit)
-        await async_wait_until(lambda: "q=" in browser.current_url, what="the search page")
+        await until_off_loop(lambda: "q=" in browser.current_url, what="the search page")
         found = await off_loop(browser.find_elements, By.CSS_SELECTOR, "table.found tbody tr")
         assert len(found) == 1
         assert wanted in found[0].text
