@@ -23,6 +23,7 @@ from mailsms.daemon import Daemon
 from mailsms.store import DEFERRED, QUEUED, SUBMITTED
 from tests.support.lmtp import LmtpClient
 from tests.support.wait import async_wait_until
+from tests.support.web import http_peer
 from transports import fake
 from transports.http import Options
 
@@ -50,18 +51,9 @@ class Provider:
 
 @asynccontextmanager
 async def serving(provider: Provider) -> AsyncIterator[Provider]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", provider.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    provider.url = f"http://{host}:{port}/send?to=%number%&text=%data%"
-    try:
+    async with http_peer(provider.handle) as url:
+        provider.url = url + "/send?to=%number%&text=%data%"
         yield provider
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from mailsms.queue_admin import QueueAdmin
 from mailsms.scheduler import RetryPolicy, outgoing
-from tests.support.scheduling import WAIT, FakeClock, Queue, TransportDouble
+from tests.support.scheduling import WAIT, FakeClock, Queue, TransportDouble, clock_ahead, opened
 from transports import fake, outbox
 from transports.base import DeliveryReport, Transport, TransportContext
 
@@ -32,17 +32,13 @@ POLICY = RetryPolicy(
 
 @pytest.fixture
 def clock() -> FakeClock:
-    # Ahead of the real clock: `queue retry` stamps next_attempt with time.time(), which must then be due.
-    return FakeClock(float(int(time.time())) + 86400.0)
+    return clock_ahead()
 
 
 @pytest.fixture
 async def queue(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Queue]:
-    made = Queue(tmp_path / "var", clock, POLICY, concurrency=4)
-    try:
+    async with opened(tmp_path / "var", clock, POLICY) as made:
         yield made
-    finally:
-        await made.close()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from mailsms.dispatch import GatewayPool
 from mailsms.routing import Router
 from mailsms.scheduler import RetryPolicy
 from mailsms.store import DEFERRED, HOLD, PART_QUEUED, PART_SUBMITTED, SUBMITTED
-from tests.support.scheduling import FakeClock, Queue, TransportDouble, new_message
+from tests.support.scheduling import FakeClock, Queue, TransportDouble, clock_ahead, new_message, opened
 from transports.base import Outcome, OutgoingSms, PartResult
 
 NUMBER = "+15550000001"
@@ -23,16 +22,13 @@ POLICY = RetryPolicy(minimal_backoff_time=300.0, maximal_backoff_time=300.0, max
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock(float(int(time.time())) + 86400.0)
+    return clock_ahead()
 
 
 @pytest.fixture
 async def queue(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Queue]:
-    made = Queue(tmp_path / "var", clock, POLICY, concurrency=4)
-    try:
+    async with opened(tmp_path / "var", clock, POLICY) as made:
         yield made
-    finally:
-        await made.close()
 
 
 def pool(clock: FakeClock, *gateways: GatewayConfig, groups: tuple[GroupConfig, ...] = ()) -> GatewayPool:

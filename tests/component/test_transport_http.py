@@ -23,6 +23,7 @@ from mailsms.store import DEFERRED, FAILED, SUBMITTED
 from tests.support.lmtp import LmtpClient
 from tests.support.proc import free_port
 from tests.support.wait import async_wait_until
+from tests.support.web import http_peer
 from transports import registry
 from transports.base import Outcome, OutgoingPart, OutgoingSms, TransportContext
 from transports.http import HttpTransport, Options
@@ -103,19 +104,12 @@ class Provider:
 @pytest.fixture
 async def provider() -> AsyncIterator[Provider]:
     playing = Provider()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", playing.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    playing.url = f"http://{host}:{port}"
-    try:
-        yield playing
-    finally:
-        playing.release.set()
-        await runner.cleanup()
+    async with http_peer(playing.handle) as url:
+        playing.url = url
+        try:
+            yield playing
+        finally:
+            playing.release.set()
 
 
 @asynccontextmanager

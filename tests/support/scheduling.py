@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,12 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def clock_ahead() -> FakeClock:
+    """A fake clock a day ahead of the real one: ``queue retry`` stamps next_attempt with
+    time.time(), which must then be due."""
+    return FakeClock(float(int(time.time())) + 86400.0)
 
 
 def concatenation_udh(reference: int, total: int, seq: int) -> bytes:
@@ -222,3 +230,13 @@ class Queue:
         for transport in self._opened:
             await transport.close()
         self.store.close()
+
+
+@asynccontextmanager
+async def opened(state_dir: Path, clock: FakeClock, policy: RetryPolicy, concurrency: int = 4) -> AsyncIterator[Queue]:
+    """A ``Queue`` closed (scheduler, transports, store) when the block ends."""
+    made = Queue(state_dir, clock, policy, concurrency=concurrency)
+    try:
+        yield made
+    finally:
+        await made.close()
