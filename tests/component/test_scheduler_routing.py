@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -154,3 +155,15 @@ async def test_a_scheduled_send_waits_until_the_clock_reaches_it(queue: Queue, c
     queue.scheduler.wake()
     message = await queue.wait_state("Q1", SUBMITTED)
     assert message.start == message.not_before  # its time in the queue counts from then
+
+
+async def test_a_gateway_rate_spaces_its_submits(queue: Queue, clock: FakeClock) -> None:
+    await queue.fake("a")
+    queue.scheduler.pool = pool(clock, gateway("a", rate=20.0))  # a burst of 20, then 20 parts a second
+    queue.start()
+    started = time.monotonic()
+    for n in range(30):
+        await queue.enqueue(f"Q{n:02}", NUMBER, gateway="a")
+    await queue.wait_until(lambda: len(queue.sent()) == 30, "all 30 sent")
+    # The last 10 parts waited for tokens: at least half a second in all (a lower bound only).
+    assert time.monotonic() - started >= 0.45
