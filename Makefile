@@ -40,13 +40,11 @@ pytest: $(BIN)/.dev-stamp debs
 
 test: lint typecheck pytest
 
+# Every benchmark, each against its baseline; the table goes to stdout and build/bench/.
+# BENCH_ARGS=--quick for a short smoke run, BENCH_ARGS="--only ingest growth" for some of them.
 bench: $(BIN)/.dev-stamp debs
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python -m bench.segment
-	$(BIN)/python -m bench.ingest
-	$(BIN)/python -m bench.replylog
-	$(BIN)/python -m bench.e2e_kannel
-	$(BIN)/python -m bench.smpp
+	$(BIN)/python -m bench --json build/bench/latest.json --markdown build/bench/latest.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -56,6 +56,7 @@ from yarl import URL
 
 from bench.ingest import Server, cpu_seconds, free_port, machine_line
 from bench.loadclient import BODY, run_load
+from bench.table import emit, row
 from mailsms.segment import split_text
 from mailsms.store.sqlite import DB_NAME
 from tests.support.kannel import KannelInstance
@@ -452,6 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     errors = [c for c in cases if c.errors]
     print(f"Every part delivered after the drain: {'yes' if complete else 'NO'}; cases with errors: {len(errors)}.")
     print(f"Whole benchmark: {elapsed:.0f} s.")
+    emit("e2e_kannel", [row(
+        "parts/s through Kannel with delivery reports", "parts/s", summary["mailsms_parts_per_s"],
+        summary["direct_parts_per_s"], baseline_name="client straight to Kannel sendsms", ratio=summary["ratio"],
+        target=("ratio", ">=", TARGET_RATIO),
+        path="LMTP -> mailsms serve -> kannel gateway -> bearerbox -> fakesmsc, reports back to /dlr/kannel; "
+             "baseline: the same sendsms requests (one per part, dlr-url) from a bare client",
+        notes=f"median of {args.rounds} rounds; every part delivered after the drain: {'yes' if complete else 'NO'}",
+    )])  # fmt: skip
     if args.json:
         document = {
             "machine": machine,

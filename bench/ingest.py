@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadclient import LoadResult, run_load
+from bench.table import emit, row
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_CONNECTIONS = 8
@@ -378,6 +379,21 @@ async def bench(args: argparse.Namespace, tmp: Path) -> tuple[list[Case], dict[s
     return cases, extra
 
 
+def result_rows(summary: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The rows of ``python -m bench``'s table: one per connection count."""
+    return [
+        row(f"LMTP ingest, {conns} connection{'s' if conns > 1 else ''}", "msg/s",
+            summary[str(conns)]["mailsms_msg_per_s"], summary[str(conns)]["sink_msg_per_s"],
+            baseline_name="aiosmtpd LMTP null sink", ratio=summary[str(conns)]["ratio"],
+            target=("ratio", ">=", TARGET_RATIO),
+            path=f"load client -> LMTP -> mailsms serve (SQLite WAL, synchronous=FULL, group commit; {args.gateway} "
+                 "gateway sending in the same process) -> 250 per recipient; baseline: the same client -> aiosmtpd "
+                 "LMTP sink that stores nothing",
+            notes=f"2 recipients a message; median of {args.rounds} alternating rounds of {args.duration:g} s")
+        for conns in CONNECTION_COUNTS
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the four cases (default 2)")
@@ -423,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("Non-2xx replies: 0; connection errors: 0.")
     print(f"Whole benchmark: {elapsed:.0f} s.")
+    emit("ingest", result_rows(summary, args))
     if args.json:
         document = {
             "machine": machine,

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import machine_line
+from bench.table import emit, row
 from mailsms.inbound import PURGE_BATCH
 from mailsms.store.sqlite import SqliteStore
 from replylog.links import ReplyLink
@@ -189,6 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(render(result, machine))
     print(f"Whole benchmark: {elapsed:.0f} s.")
+    empty, full = result["empty"], result["full"]
+    emit("replylog", [row(
+        f"reply-log lookup p99, {full['links']:,} links", "µs", full["p99_us"], empty["p99_us"],
+        baseline_name="same lookup, empty store", target=("mailsms", "<", TARGET_P99_US),
+        path="replylog.store.live_links on the daemon's queue file (WAL, synchronous=FULL), one inbound SMS's lookup",
+        notes=f"p50 {full['p50_us']} vs {empty['p50_us']} µs; {full['lookups']} lookups, half of numbers with links",
+    )])  # fmt: skip
     if args.json:
         document = {"machine": machine, "settings": vars(args) | {"tmp_dir": str(args.tmp_dir), "json": None},
                     "result": result, "target_p99_us": TARGET_P99_US, "elapsed_s": round(elapsed, 1)}  # fmt: skip

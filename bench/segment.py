@@ -25,6 +25,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from bench.table import emit
+from bench.table import row as table_row
 
 # --- the independent reference: GSM 03.38 tables, limits, checker ------------
 
@@ -311,6 +315,22 @@ class Row:
     parts: int
 
 
+def result_rows(rows: list[Row], texts: int, repeat: int) -> list[dict[str, Any]]:
+    """The rows of ``python -m bench``'s table: speed against smsutil, and wrong splits (target: none)."""
+    by_name = {r.name: r for r in rows}
+    ours, base = by_name["mailsms"], by_name["smsutil"]
+    others = ", ".join(f"{r.name} {r.wrong}" for r in rows if r.name not in ("mailsms", "smsutil"))
+    path = "mailsms.segment.split_text (text, UDH and encoded user data) vs smsutil.split (text parts only)"
+    return [
+        table_row("segmentation time", "µs/text", ours.us_per_text, base.us_per_text, baseline_name="smsutil",
+                  ratio=ours.ratio, target=("ratio", "<=", 1.0), path=path,
+                  notes=f"{texts} mixed texts, best of {repeat} runs; below 1 is faster"),
+        table_row("wrong splits", "texts", ours.wrong, base.wrong, baseline_name="smsutil", ratio=None,
+                  target=("mailsms", "<=", 0), path="one checker written from GSM 03.38 judges every splitter",
+                  notes=f"wrong splits of the others: {others}"),
+    ]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.segment", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -329,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         splitters = [dataclasses.asdict(row) for row in rows]
         print(json.dumps({"corpus": len(texts), "seed": args.seed, "baseline": "smsutil", "splitters": splitters}))
+        emit("segment", result_rows(rows, len(texts), args.repeat))
         return 0
     print(f"corpus: {len(texts)} texts (seed {args.seed}), best of {args.repeat} runs, ratio to smsutil")
     print(f"{'splitter':<34} {'µs/text':>8} {'ratio':>6} {'wrong':>6} {'parts':>6}  kinds of wrong split")
@@ -336,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(row.kinds.items())) or "-"
         figures = f"{row.us_per_text:>8.2f} {row.ratio:>6.2f} {row.wrong:>6} {row.parts:>6}"
         print(f"{row.name:<34} {figures}  {kinds}")
+    emit("segment", result_rows(rows, len(texts), args.repeat))
     return 0
 
 

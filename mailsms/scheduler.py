@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailsms.dispatch import GatewayPool, plain_pool
+from mailsms.errors import MailsmsError
 from mailsms.log import event
 from mailsms.metrics import Metrics
 from mailsms.store import EXPIRED, FAILED, HOLD, PART_QUEUED, PART_SENDING, StoredMessage
@@ -36,6 +37,10 @@ log = logging.getLogger("mailsms.scheduler")
 
 WAKE_GATHER = 0.01  # seconds a wake-up waits for others before the queue is looked at
 ORPHAN_CHECK_INTERVAL = 60.0  # seconds between looks for messages of unconfigured gateways
+
+
+class _NotStarted(Exception):
+    """The queue could not record ``sending`` (locked, full): no part went out."""
 
 
 @dataclass(frozen=True)
@@ -221,6 +226,11 @@ class Scheduler:
             await self.deliver(message)
         except asyncio.CancelledError:
             raise
+        except _NotStarted as exc:
+            # Nothing was sent and nothing changed (the queue is locked by another process, or
+            # full): not a reason to hold the message; it is tried again, not at once.
+            log.warning("%s: delivery not started: %s; the message stays queued", message_id, exc)
+            await asyncio.sleep(self.policy.queue_run_delay)
         except Exception as exc:
             log.exception("%s: transport raised unexpectedly; message put on hold", message_id)
             reason = f"held after an unexpected error: {type(exc).__name__}"
@@ -292,7 +302,10 @@ class Scheduler:
             pool.start(gateway)
             healthy = False
             try:
-                await self.store.mark_sending(message.id, sorted(todo), self.clock(), via=gateway)
+                try:
+                    await self.store.mark_sending(message.id, sorted(todo), self.clock(), via=gateway)
+                except MailsmsError as exc:
+                    raise _NotStarted(f"cannot commit sending: {exc}") from exc
                 results = await transport.submit(outgoing(message, todo))
                 healthy = bool(results) and all(r.outcome is not Outcome.TEMPORARY for r in results)
                 return results

@@ -27,6 +27,7 @@ RouteKind = Literal["tag", "reply", "conflict", "unmatched", "drop"]
 _TAG = re.compile(r"#([^#\s]{3,254})#")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PLACEHOLDER_DOMAIN = "example.com"
+_ROUTING = re.compile(r"(?!x)x")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ def find_tag(text: str, local_domains: frozenset[str]) -> tuple[Tag | None, tupl
             continue
         if address.rpartition("@")[2].lower() not in local_domains:
             ignored.append(f"tag at {_shown(domain)} is not in inbound.local_domains")
+            continue
+        if _ROUTING.search(address.rpartition("@")[0]):
+            # user%elsewhere@local and elsewhere!user@local: an MTA's percent hack or bang path relays them
+            ignored.append(f"tag at {_shown(domain)} uses sender-specified routing (% or ! in the local part)")
             continue
         return Tag(address, _without(text, found.start(), found.end())), tuple(ignored)
     return None, tuple(ignored)
