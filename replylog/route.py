@@ -27,7 +27,7 @@ RouteKind = Literal["tag", "reply", "conflict", "unmatched", "drop"]
 _TAG = re.compile(r"#([^#\s]{3,254})#")
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _PLACEHOLDER_DOMAIN = "example.com"
-_ROUTING = re.compile(r"(?!x)x")
+_ROUTING = re.compile(r"[%!]")
 
 
 @dataclass(frozen=True)
