@@ -364,13 +364,11 @@ class Daemon:
             self.handler.reconfigure(merged)
         if self.scheduler is not None:
             queue = merged.queue
-            self.scheduler.policy = RetryPolicy(
+            policy = RetryPolicy(
                 queue.minimal_backoff_time, queue.maximal_backoff_time, queue.maximal_queue_lifetime,
                 queue.queue_run_delay,
             )  # fmt: skip
-            self.scheduler.concurrency = queue.concurrency
-            self.scheduler.pool = self.scheduler.gateways.rebuilt(router)
-            self.scheduler.wake()
+            self.scheduler.reconfigure(policy, queue.concurrency, self.scheduler.gateways.rebuilt(router))
         if kept:
             log.warning("reload: changes to %s need a restart; the running ones are kept", ", ".join(kept))
         log.info("reload: configuration %s applied", source)

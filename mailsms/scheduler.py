@@ -121,6 +121,13 @@ class Scheduler:
             self._plain = (ids, plain_pool(ids, self.clock))
         return self._plain[1]
 
+    def reconfigure(self, policy: RetryPolicy, concurrency: int, pool: GatewayPool) -> None:
+        """A reloaded configuration: new retry rules, concurrency and gateway pool from the next pass
+        (submits in flight finish under the limits they started with)."""
+        self.policy, self.concurrency, self.pool = policy, concurrency, pool
+        self._limits.clear()
+        self.wake()
+
     def breaker_states(self) -> Mapping[str, str]:
         """Every gateway's circuit breaker: "closed", "open" or "half-open" (for metrics and /status)."""
         return self.gateways.states()
