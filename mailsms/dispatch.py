@@ -98,12 +98,13 @@ class GatewayPool:
         if breaker is not None and breaker.state == "half-open":
             self._probing.add(gateway)
 
-    def finished(self, gateway: str, *, healthy: bool) -> None:
+    def finished(self, gateway: str, *, healthy: bool | None) -> None:
         """The gateway answered (``healthy``: took the parts or refused them for good) or failed
-        for now (a temporary failure, a timeout): the breaker learns which."""
+        for now (a temporary failure, a timeout): the breaker learns which.  None: the try never
+        reached the gateway (stopping, the queue locked); the probe is given back."""
         self._probing.discard(gateway)
         breaker = self._breakers.get(gateway)
-        if breaker is None:
+        if breaker is None or healthy is None:
             return
         if healthy:
             breaker.success()

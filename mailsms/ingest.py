@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mailsms.address import SmsAddress
+from mailsms.address import redact as redact_address
 from mailsms.config import SegmentConfig
 from mailsms.errors import BadContent
+from mailsms.log import redact as redact_pass
 from mailsms.notify import wanted_events, warn_time
 from mailsms.segment import Segmentation, split_binary, split_with_config
 from mailsms.store import NewMessage, NewPart
@@ -125,7 +128,9 @@ def build_message(
             for index, part in enumerate(segmentation.parts, start=1)
         ),
         params=transport_params(recipient.address),
-        dsn=json.dumps({**envelope_dsn, **recipient.dsn}, separators=(",", ":")),
+        dsn=json.dumps(
+            {k: _redact_xtext(v) for k, v in {**envelope_dsn, **recipient.dsn}.items()}, separators=(",", ":")
+        ),
         headers=json.dumps(headers, separators=(",", ":")),
         truncated=segmentation.truncated,
         notify=notify,
@@ -133,3 +138,20 @@ def build_message(
         authenticated=authenticated,
         not_before=not_before if not_before is not None and not_before > now else None,
     )
+
+
+_XTEXT = re.compile(r"\+([0-9A-Fa-f]{2})")
+
+
+def _redact_xtext(value: str) -> str:
+    """A DSN parameter (ORCPT, ENVID: RFC 3461 xtext, ``pass+3Dx``) with every ``pass=`` value hidden.
+
+    Stored as received otherwise; the reports decode it again.  Without this the
+    queue kept ORCPT's password, which ``pass=`` redaction cannot see in xtext.
+    """
+    decoded = _XTEXT.sub(lambda m: chr(int(m.group(1), 16)), value)
+    shown = redact_pass(redact_address(decoded))
+    if shown == decoded:
+        return value
+    return "".join(c if 33 <= ord(c) <= 126 and c not in "+=" else "".join(f"+{b:02X}" for b in c.encode())
+                   for c in shown)  # fmt: skip

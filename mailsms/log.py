@@ -100,6 +100,12 @@ def setup(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
     root.addHandler(handler)
     root.setLevel(level.upper())
     root.propagate = False
+    # Other libraries' records (aiohttp logs a refused request line, pass= and all) would otherwise reach
+    # logging.lastResort, which neither redacts nor formats: they go through the same handler.
+    top = logging.getLogger()
+    for old in [h for h in top.handlers if any(isinstance(f, RedactingFilter) for f in h.filters)]:
+        top.removeHandler(old)
+    top.addHandler(handler)
     return handler
 
 

@@ -253,24 +253,11 @@ class Scheduler:
         if not todo:
             return
         pool = self.gateways
-        started = any(p.state != PART_QUEUED for p in message.parts)
-        if started and message.via:
-            # Parts already went through one gateway: the rest follow them there (one
-            # concatenated SMS through one SMSC), never through another.
-            if message.via not in self.transports:
-                await self._hold(message, f"gateway {message.via!r} is not configured")
-                return
-            candidates = [message.via] if pool.ready(message.via) else []
-            members = [message.via]
-        elif not any(g in self.transports for g in pool.members(message.gateway)):
-            await self._hold(message, f"gateway {message.gateway!r} is not configured")
+        plan = self._plan(message)
+        if isinstance(plan, str):
+            await self._hold(message, plan)
             return
-        elif not pool.takes(message.gateway, message.number):
-            await self._hold(message, f"no gateway of {message.gateway!r} takes {message.number[:4]}... (prefixes)")
-            return
-        else:
-            members = list(pool.members(message.gateway))
-            candidates = [g for g in pool.candidates(message.gateway, message.number) if g in self.transports]
+        candidates, members = plan
         if not candidates:
             await self._wait_for_breaker(message, members)
             return
@@ -278,10 +265,15 @@ class Scheduler:
         for index, gateway in enumerate(candidates):
             if not pool.ready(gateway):
                 continue
-            results = await self._submit(message, gateway, todo)
-            if results is None:  # stopping: not started; its parts stay queued for the next start
+            try:
+                results = await self._try(message, gateway, todo)
+            except _NotStarted:
                 if tried is not None:
                     await self._apply(message, *tried)  # the failed try before it is recorded (deferred)
+                raise
+            if results is None:  # stopping: not started; its parts stay queued for the next start
+                if tried is not None:
+                    await self._apply(message, *tried)
                 return
             tried = (results, gateway)
             # Failover only when the gateway took nothing: a part it took is never sent elsewhere.
@@ -295,29 +287,57 @@ class Scheduler:
             return
         await self._wait_for_breaker(message, members)
 
-    async def _submit(self, message: StoredMessage, gateway: str, todo: set[int]) -> list[PartResult] | None:
-        """Send ``todo`` through ``gateway`` (its concurrency, rate and breaker); ``sending`` and
-        the gateway are committed first.  None: not started because the scheduler is stopping."""
+    def _plan(self, message: StoredMessage) -> tuple[list[str], list[str]] | str:
+        """The gateways to try for ``message`` now, in order, and every one that could take it;
+        or why it must be held (a configuration matter)."""
         pool = self.gateways
+        if message.via and any(p.state != PART_QUEUED for p in message.parts):
+            # Parts already went through one gateway: the rest follow them there (one
+            # concatenated SMS through one SMSC), never through another.
+            if message.via not in self.transports:
+                return f"gateway {message.via!r} is not configured"
+            return ([message.via] if pool.ready(message.via) else []), [message.via]
+        if not any(g in self.transports for g in pool.members(message.gateway)):
+            return f"gateway {message.gateway!r} is not configured"
+        if not pool.takes(message.gateway, message.number):
+            return f"no gateway of {message.gateway!r} takes {message.number[:4]}... (prefixes)"
+        members = list(pool.members(message.gateway))
+        return [g for g in pool.candidates(message.gateway, message.number) if g in self.transports], members
+
+    async def _try(self, message: StoredMessage, gateway: str, todo: set[int]) -> list[PartResult] | None:
+        """One try through ``gateway``, its breaker told the outcome.  The probe of a half-open
+        breaker is taken at once, before any wait, so that one message only probes it."""
+        pool = self.gateways
+        pool.start(gateway)
+        healthy: bool | None = None  # None: never reached the gateway, the breaker learns nothing
+        try:
+            results = await self._submit(message, gateway, todo)
+            if results is not None:
+                healthy = bool(results) and all(r.outcome is not Outcome.TEMPORARY for r in results)
+            return results
+        except _NotStarted:
+            raise
+        except Exception:
+            healthy = False  # the transport raised: as a failure for the breaker
+            raise
+        finally:
+            pool.finished(gateway, healthy=healthy)
+
+    async def _submit(self, message: StoredMessage, gateway: str, todo: set[int]) -> list[PartResult] | None:
+        """Send ``todo`` through ``gateway`` (its concurrency and rate); ``sending`` and the gateway
+        are committed first.  None: not started because the scheduler is stopping."""
         transport = self.transports[gateway]
         async with self._limit(gateway):
             if self._stopping:
                 return None
-            wait = pool.rate_wait(gateway, len(todo))
+            wait = self.gateways.rate_wait(gateway, len(todo))
             if wait > 0:
                 await asyncio.sleep(wait)  # the gateway's rate (parts per second)
-            pool.start(gateway)
-            healthy = False
             try:
-                try:
-                    await self.store.mark_sending(message.id, sorted(todo), self.clock(), via=gateway)
-                except MailsmsError as exc:
-                    raise _NotStarted(f"cannot commit sending: {exc}") from exc
-                results = await transport.submit(outgoing(message, todo))
-                healthy = bool(results) and all(r.outcome is not Outcome.TEMPORARY for r in results)
-                return results
-            finally:
-                pool.finished(gateway, healthy=healthy)
+                await self.store.mark_sending(message.id, sorted(todo), self.clock(), via=gateway)
+            except MailsmsError as exc:
+                raise _NotStarted(f"cannot commit sending: {exc}") from exc
+            return await transport.submit(outgoing(message, todo))
 
     async def _wait_for_breaker(self, message: StoredMessage, members: list[str]) -> None:
         """Every gateway that could take ``message`` has its circuit open: it waits, without
