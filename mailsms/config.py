@@ -185,6 +185,9 @@ class ReplylogConfig:
         "Your reply could not be delivered: several people wrote to you from this number."
         " Send it again with the address between # signs: #name@example.com# your text"
     )
+    # At most one conflict message per number in this time, so a phone that answers every SMS
+    # automatically cannot start an endless exchange (0: no limit).
+    conflict_interval: float = duration("1h")
     # How often expired links are deleted in the background.
     purge_interval: float = duration("10m")
 

@@ -70,6 +70,7 @@ class InboundPipeline:
     _local: frozenset[str] = frozenset()
     _intercept: Interceptor[MoMessage] | None = None
     metrics: Metrics = field(default_factory=Metrics)  # counters for /metrics (the daemon shares one)
+    _conflicts: dict[str, float] = field(default_factory=dict)  # number -> when its last conflict SMS was queued
 
     def __post_init__(self) -> None:
         self._local = local_domain_set(self.config.inbound.local_domains)
@@ -299,6 +300,10 @@ class InboundPipeline:
         """The conflict message to the replier, through the gateway the reply came from (when it can send)."""
         if number is None:
             return []
+        if self._conflict_sent_lately(number, now):
+            log.warning("%s: no conflict message to %s: one went out less than replylog.conflict_interval ago",
+                        mo.id, number)  # fmt: skip
+            return []
         from mailsms.address import number_address
         from mailsms.address_params import MAXMSGS_CAP, encode
         from mailsms.ingest import Recipient
@@ -314,4 +319,16 @@ class InboundPipeline:
         except MailsmsError as exc:
             log.warning("%s: conflict message to %s not queued: %s", mo.id, number, exc.reply())
             return []
+        self._conflicts[number] = now
         return [row]
+
+    def _conflict_sent_lately(self, number: str, now: float) -> bool:
+        """Whether ``number`` got a conflict message within ``replylog.conflict_interval`` (kept in
+        memory: after a restart one more may go out)."""
+        interval = self.config.replylog.conflict_interval
+        if interval <= 0:
+            return False
+        if len(self._conflicts) > 10_000:  # forget the old ones
+            self._conflicts = {n: t for n, t in self._conflicts.items() if now - t < interval}
+        last = self._conflicts.get(number)
+        return last is not None and now - last < interval

@@ -116,6 +116,25 @@ async def test_a_conflict_without_unmatched_recipient_keeps_the_sms(replies: Dae
     await async_wait_until(lambda: len(sms_to(state_dir, NUMBER)) == 3, timeout=15, what="the conflict SMS")
 
 
+async def test_an_auto_replying_phone_gets_one_conflict_message_per_interval(replies: Daemon, state_dir: Path) -> None:
+    await send_mail(replies, ALICE, subject="1", message_id="<1@x.test>")
+    await send_mail(replies, BOB, subject="2", message_id="<2@x.test>")
+    await wait_links(replies, 2)
+    first = await inject(replies, NUMBER, "Auto-reply: I am away")
+    assert await wait_settled(replies, first) == ("conflict", "")
+    await async_wait_until(lambda: len(sms_to(state_dir, NUMBER)) == 3, timeout=15, what="the conflict SMS")
+    # The phone answers the conflict message automatically, again and again: no more conflict messages.
+    for n in range(3):
+        again = await inject(replies, NUMBER, f"Auto-reply: I am away ({n})")
+        assert await wait_settled(replies, again) == ("conflict", "")
+    # A conflict message is queued in the transaction that settles its SMS: counted there, none is missed.
+    assert replies.store is not None
+    (queued,) = replies.store.conn.execute(
+        "SELECT COUNT(*) FROM message WHERE number = ? AND sender = ''", (NUMBER,)
+    ).fetchone()
+    assert queued == 1
+
+
 async def test_an_email_tag_routes_to_that_local_mailbox_and_is_removed(replies: Daemon, state_dir: Path) -> None:
     await send_mail(replies, ALICE, subject="Lunch?", message_id="<lunch-1@mail.example.test>")
     await wait_links(replies, 1)
