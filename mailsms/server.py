@@ -409,6 +409,11 @@ class Handler:
             rest = [r for r in rest if not r.startswith("250-AUTH")]
         return [responses[0], *extra, *rest]
 
+    async def auth_failed(self, client: str | None) -> None:
+        """An SMTP AUTH attempt failed: counted per client; past a few, the session waits
+        ``policy.auth_failure_delay``, doubling, before its next command."""
+        await self.policy.failed(client)
+
     def authenticate(self, server: Any, session: Session, envelope: Any, mechanism: str, auth_data: Any) -> Any:
         """aiosmtpd's authenticator for SMTP AUTH PLAIN/LOGIN: the session's account, or 535 5.7.8.
 
@@ -430,6 +435,7 @@ class Handler:
         client = session.peer[0] if isinstance(session.peer, tuple) else None
         if not ok or account is None:
             log.info("reject: AUTH %s from %s: 535 5.7.8 authentication failed for %r", mechanism, client, user[:64])
+            vars(session)["auth_failures"] = getattr(session, "auth_failures", 0) + 1  # for smtp_AUTH's penalty
             return AuthResult(success=False, handled=False)
         log.info("AUTH %s from %s: account %r", mechanism, client, account.user)
         return AuthResult(success=True, auth_data=account.user)

@@ -294,3 +294,14 @@ class GatewayLMTP(GatewayMixin, LMTP):  # type: ignore[misc]
 
 class GatewaySMTP(GatewayMixin, SMTP):  # type: ignore[misc]
     lmtp = False
+
+    async def smtp_AUTH(self, arg: str) -> None:
+        """aiosmtpd's AUTH, then, after a failed attempt, the handler's penalty: past a few failures
+        from one client its next command waits longer and longer (slows password guessing)."""
+        failures = getattr(self.session, "auth_failures", 0)
+        await super().smtp_AUTH(arg)
+        if getattr(self.session, "auth_failures", 0) > failures:
+            penalty = getattr(self.event_handler, "auth_failed", None)
+            peer = self.session.peer if self.session is not None else None
+            if penalty is not None:
+                await penalty(peer[0] if isinstance(peer, tuple) and peer else None)

@@ -159,6 +159,30 @@ async def test_smtp_auth_plain_on_loopback_authenticates_the_session(strict: Dae
     assert outbox_files(state_dir)[0]["gateway"] == "gw2"
 
 
+async def test_repeated_smtp_auth_failures_slow_the_session_down(config: Config) -> None:
+    changed = with_policy(config, require_auth=True, auth_failure_delay=0.25)
+    daemon = Daemon(replace_server(changed, smtp_listen=ListenAddress("127.0.0.1", 0)))
+    await daemon.start()
+    add_account(daemon, alice())
+    client = await smtp_client(daemon)
+    try:
+        await client.command("EHLO client.example.test")
+        wrong = "AUTH PLAIN " + base64.b64encode(b"\0alice\0guess").decode()
+        for _ in range(3):  # the first few failures cost nothing
+            assert (await client.command(wrong)).code == 535
+        started = time.monotonic()
+        for _ in range(3):  # then 0.25 s, 0.5 s, 1 s before the next command is read
+            assert (await client.command(wrong)).code == 535
+        await client.command("NOOP")
+        waited = time.monotonic() - started
+        right = await client.command("AUTH PLAIN " + base64.b64encode(f"\0alice\0{PASSWORD}".encode()).decode())
+    finally:
+        await client.close()
+        await daemon.stop()
+    assert waited >= 1.7  # a lower bound: each penalty is a wait before the session goes on
+    assert right.code == 235
+
+
 async def test_smtp_without_auth_under_require_auth_is_530(strict: Daemon) -> None:
     client = await smtp_client(strict)
     try:
