@@ -197,7 +197,8 @@ def recipient_status(row: ReportRow, event: int, maximal_queue_lifetime: float) 
         status = row.dsn_code if row.dsn_code[:1] == "4" else "4.0.0"
     else:
         status = "2.0.0"
-    diagnostic = row.reason if event in (FAILED, DELAYED) else ""
+    # A success has no diagnostic, unless something worth telling happened (its fallback number was used).
+    diagnostic = row.reason
     return RecipientStatus(
         recipient=row.recipient,
         number=row.number,

@@ -53,6 +53,11 @@ _MESSAGE_COLUMNS = (
     "id", "created", "sender", "recipient", "number", "gateway", "encoding", "text", "params", "dsn", "headers",
     "state", "attempts", "next_attempt", "reason", "dsn_code", "possible_duplicate", "via", "not_before",
 )  # fmt: skip
+# A new reason for a message; one whose text went to its fallback number keeps saying so (for its DSNs).
+_KEEPING_FALLBACK_NOTE = (
+    "(CASE WHEN fallback_after > 0 AND alternate = '' AND reason != ''"
+    " THEN (CASE WHEN ? = '' THEN reason ELSE ? || '; ' || reason END) ELSE ? END)"
+)
 # The gateway a message went (or goes) through: ``via`` once one took it, else its target.
 _GATEWAY_OF = "(CASE WHEN m.via != '' THEN m.via ELSE m.gateway END)"
 
@@ -379,7 +384,9 @@ def _fall_back(conn: sqlite3.Connection, *, message_id: str, copy_id: str, reaso
         " CASE WHEN instr(recipient, number) > 0 THEN replace(recipient, number, alternate)"
         " ELSE 'sms:' || alternate END,"
         " alternate, gateway, encoding, text, params,"
-        " json_set(dsn, '$.ORCPT', COALESCE(json_extract(dsn, '$.ORCPT'), 'rfc822;' || recipient)), headers,"
+        # ORCPT is xtext (RFC 3461): '+', '=' and spaces of the address are written +2B, +3D, +20.
+        " json_set(dsn, '$.ORCPT', COALESCE(json_extract(dsn, '$.ORCPT'),"
+        " 'rfc822;' || replace(replace(replace(recipient, '+', '+2B'), '=', '+3D'), ' ', '+20'))), headers,"
         " truncated, 'queued', 0, ?, ?, '', 0, ?, '', notify,"
         " CASE WHEN warn_at IS NULL THEN NULL ELSE ? + (warn_at - created) END, authenticated"
         " FROM message WHERE id = ?",
@@ -527,9 +534,9 @@ def _record_report(
     )
     if not delivered:
         conn.execute(
-            "UPDATE message SET state = 'failed', reason = ?, dsn_code = ?, updated = ?,"
+            f"UPDATE message SET state = 'failed', reason = {_KEEPING_FALLBACK_NOTE}, dsn_code = ?, updated = ?,"
             f" {due_bits(EVENT_FAILED)} WHERE id = ?",
-            (reason, dsn_code, now, message_id),
+            (reason, reason, reason, dsn_code, now, message_id),
         )
     _settle(conn, message_id, now)
     return message_id
@@ -552,9 +559,9 @@ def _settle(conn: sqlite3.Connection, message_id: str, now: float, *, relayed: b
     else:
         return
     conn.execute(
-        f"UPDATE message SET state = ?, reason = '', updated = ?, {due_bits(event)}"
+        f"UPDATE message SET state = ?, reason = {_KEEPING_FALLBACK_NOTE}, updated = ?, {due_bits(event)}"
         " WHERE id = ? AND state NOT IN ('failed','expired')",
-        (new_state, now, message_id),
+        (new_state, "", "", "", now, message_id),
     )
     # The fallback number waits for a delivery report from here on (none comes without them).
     if new_state == DELIVERED:

@@ -22,6 +22,8 @@ from mailsms.config import Config, FallbackConfig, GatewayConfig, GroupConfig, Q
 from mailsms.daemon import Daemon
 from mailsms.store import DEFERRED, QUEUED, SUBMITTED
 from tests.support.lmtp import LmtpClient
+from tests.support.replies import wait_mail
+from tests.support.reports import recipient_blocks
 from tests.support.wait import async_wait_until
 from tests.support.web import http_peer
 from transports import fake
@@ -200,7 +202,8 @@ async def test_the_fallback_number_gets_the_text_once_when_no_report_comes(confi
         assert copy is not None
         assert (copy.number, copy.text) == (ALTERNATE, message.text)
         assert copy.recipient == message.recipient.replace(NUMBER, ALTERNATE)
-        assert json.loads(copy.dsn)["ORCPT"] == f"rfc822;{message.recipient}"  # its reports name the original
+        orcpt = message.recipient.replace("+", "+2B")  # xtext (RFC 3461)
+        assert json.loads(copy.dsn)["ORCPT"] == f"rfc822;{orcpt}"  # its reports name the original
         await async_wait_until(lambda: state(daemon, copy_id) == SUBMITTED, what="the copy submitted")
         # The copy has no fallback of its own, and the original falls back only once.
         assert daemon.store.due_fallbacks(float("inf")) == []
@@ -218,3 +221,30 @@ async def test_a_delivery_report_in_time_cancels_the_fallback(config: Config, st
         assert daemon.store is not None
         assert daemon.store.due_fallbacks(float("inf")) == []
     assert [r["to"] for r in fake.read_sent(state_dir)] == [NUMBER]
+
+
+async def test_a_report_after_the_fallback_says_the_fallback_number_was_used(config: Config, state_dir: Path) -> None:
+    late = fake.Options(report="delivered", report_delay=1.0)  # after the fallback's 0.3 s
+    configured = dataclasses.replace(
+        fallback_config(config, after=0.3), gateways=(GatewayConfig(id="net", type="fake", options=late),)
+    )
+    async with running(configured) as daemon:
+        addr = daemon.bound["lmtp"]
+        client = await LmtpClient.connect(addr.host, addr.port)
+        try:
+            await client.command("LHLO mta.example.test")
+            await client.command("MAIL FROM:<alice@example.com>")
+            rcpt = await client.command(f'RCPT TO:<"sms:{NUMBER}"@sms.example.test> NOTIFY=SUCCESS,FAILURE')
+            assert rcpt.code == 250, rcpt.text
+            await client.command("DATA")
+            client.writer.write(b"From: alice@example.com\r\nSubject: \r\n\r\nCall me back\r\n.\r\n")
+            assert (await client.read_reply()).code == 250
+        finally:
+            await client.close()
+        reports = await wait_mail(state_dir, "alice@example.com", count=2)  # the original's and the copy's
+    blocks = {str(block["Final-Recipient"]): block for report in reports for block in recipient_blocks(report)}
+    original = next(b for name, b in blocks.items() if NUMBER in name)
+    copy = next(b for name, b in blocks.items() if ALTERNATE in name)
+    assert original["Action"] == "delivered"
+    assert "fallback number" in str(original["Diagnostic-Code"]) and ALTERNATE in str(original["Diagnostic-Code"])
+    assert NUMBER in str(copy["Original-Recipient"])
