@@ -85,9 +85,9 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=5000")
     conn.execute("PRAGMA foreign_keys=ON")
-    # 32 MiB of page cache (SQLite's default is 2 MiB): the upper levels of the big B-trees (a million
+    # 8 MiB of page cache (SQLite's default is 2 MiB): the upper levels of the big B-trees (a million
     # reply links, the queue's indexes) stay in memory, so lookups cost the same as the queue grows.
-    conn.execute("PRAGMA cache_size=-32768")
+    conn.execute("PRAGMA cache_size=-8192")
     return conn
 
 
