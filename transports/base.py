@@ -72,6 +72,18 @@ class DeliveryReport:
 ReportSink = Callable[[DeliveryReport], Awaitable[None]]
 
 
+async def in_order(sms: OutgoingSms, send: Callable[[OutgoingPart], Awaitable[PartResult]]) -> list[PartResult]:
+    """``send`` each part of ``sms`` in turn; stop at the first the gateway does not take (the
+    ``Transport.submit`` contract for gateways that take one part at a time)."""
+    results: list[PartResult] = []
+    for part in sms.parts:
+        result = await send(part)
+        results.append(result)
+        if result.outcome is not Outcome.SUBMITTED:
+            break
+    return results
+
+
 async def _drop_report(report: DeliveryReport) -> None:
     """Default sink when nobody listens for delivery reports."""
 

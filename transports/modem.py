@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import shlex
 import time
@@ -35,7 +36,7 @@ from collections.abc import Callable
 
 from mailsms.errors import TransportDown
 from ndr import codes
-from transports.base import Outcome, OutgoingPart, OutgoingSms, PartResult, TransportContext
+from transports.base import Outcome, OutgoingPart, OutgoingSms, PartResult, TransportContext, in_order
 from transports.modem_at import AtChannel, AtError, CommandFailed, ModemTimeout, PortLost
 from transports.modem_dialogue import Dialogue, DialogueSettings, ModemInfo, SimProblem
 from transports.modem_inbox import Inbox
@@ -278,13 +279,7 @@ class ModemTransport:
 
     async def submit(self, sms: OutgoingSms) -> list[PartResult]:
         """Send the parts in order; stop at the first that does not go out."""
-        results: list[PartResult] = []
-        for part in sms.parts:
-            result = await self._submit_part(sms, part)
-            results.append(result)
-            if result.outcome is not Outcome.SUBMITTED:
-                break
-        return results
+        return await in_order(sms, functools.partial(self._submit_part, sms))
 
     async def _submit_part(self, sms: OutgoingSms, part: OutgoingPart) -> PartResult:
         try:

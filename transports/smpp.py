@@ -33,12 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 
 from ndr import codes
 from transports import smpp_inbound as inbound
 from transports import smpp_pdu as p
-from transports.base import DeliveryReport, Outcome, OutgoingPart, OutgoingSms, PartResult, TransportContext
+from transports.base import DeliveryReport, Outcome, OutgoingPart, OutgoingSms, PartResult, TransportContext, in_order
 from transports.smpp_options import THROTTLED, Options, build_submit, judge
 from transports.smpp_session import BindRefused, Session, SessionClosed
 
@@ -175,13 +176,7 @@ class SmppTransport:
 
     async def submit(self, sms: OutgoingSms) -> list[PartResult]:
         """Send the parts in order; stop at the first that the SMSC does not take."""
-        results: list[PartResult] = []
-        for part in sms.parts:
-            result = await self._submit_part(sms, part)
-            results.append(result)
-            if result.outcome is not Outcome.SUBMITTED:
-                break
-        return results
+        return await in_order(sms, functools.partial(self._submit_part, sms))
 
     async def _submit_part(self, sms: OutgoingSms, part: OutgoingPart) -> PartResult:
         try:
