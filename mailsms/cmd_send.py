@@ -283,11 +283,12 @@ class Sender:
         if not batch:
             return True
         try:
-            await self.handler.commit([message for _, _, message in batch])
+            await self.handler.commit(
+                [message for _, _, message in batch], recipients=[recipient for _, recipient, _ in batch]
+            )
         except MailsmsError as exc:
             self.stopped = f"{exc.reply()}; nothing was queued from line {batch[0][0]} on"
             return False
-        await self.handler.count_sent([recipient for _, recipient, _ in batch], self.handler.clock())
         self.queued += [(line, message) for line, _, message in batch]
         return True
 

@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
-import functools
 import ipaddress
 import logging
 import re
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiosmtpd.smtp import Session
@@ -45,12 +44,12 @@ from mailsms.log import event
 from mailsms.log import redact as redact_text
 from mailsms.metrics import Metrics
 from mailsms.mta_auth import AUTH_HEADER, auth_header_values, policy_request, rejudge, strip_auth_header
-from mailsms.policy import PolicyEngine, Verdict, check_destination
+from mailsms.policy import PolicyEngine, Verdict, check_account, check_destination
 from mailsms.routing import DEFAULT_TARGET, Router, RouteRequest
 from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
-from mailsms.store.accounts import get_account, record_sent
+from mailsms.store.accounts import get_account
 from mailsms.store.reports import KeptOriginal
 from mailsms.store.sqlite import SqliteStore
 from mailsms.values import in_networks
@@ -233,11 +232,12 @@ class Handler:
             return [failure] * len(recipients)
         if rows:
             rows = same_mail(rows)
+            counted = [r for r, reply in zip(recipients, replies, strict=True) if not reply]
             try:
-                await self.commit(rows, kept_original(rows, envelope.mail_params, content, self.config.queue))
+                original = kept_original(rows, envelope.mail_params, content, self.config.queue)
+                await self.commit(rows, original, recipients=counted)
             except MailsmsError as exc:
                 return [r or exc.reply() for r in replies]
-            await self.count_sent([r for r, reply in zip(recipients, replies, strict=True) if not reply], now)
         queued = iter(rows)
         result = []
         for reply in replies:
@@ -372,26 +372,26 @@ class Handler:
             address = dataclasses.replace(address, params=dataclasses.replace(address.params, sender=decision.sender))
         return dataclasses.replace(recipient, address=address, gateway=decision.target)
 
-    async def count_sent(self, recipients: list[Recipient], now: float) -> None:
-        """Count committed messages against their accounts (after the commit: a failure here loses a count,
-        never a message)."""
+    async def commit(
+        self, rows: list[NewMessage], original: KeptOriginal | None = None, *, recipients: Sequence[Recipient] = ()
+    ) -> None:
+        """Commit ``rows`` durably, counted against the accounts of ``recipients`` in the same
+        transaction, then wake the scheduler; raises MailsmsError (QueueFull, NotReady, a monthly
+        limit that concurrent sessions used up since RCPT, ...): then nothing was queued."""
+        if self.store is None:
+            raise NotReady()
         counts: dict[str, int] = {}
         for recipient in recipients:
             if recipient.account:
                 counts[recipient.account] = counts.get(recipient.account, 0) + 1
-        if not counts or self.store is None:
-            return
-        try:
-            await self.store.write(functools.partial(record_sent, counts=counts, now=now))
-        except MailsmsError as exc:
-            log.warning("cannot count %d message(s) against their accounts: %s", sum(counts.values()), exc.reply())
+        now = self.clock()
+        policy = self.config.policy
 
-    async def commit(self, rows: list[NewMessage], original: KeptOriginal | None = None) -> None:
-        """Commit ``rows`` durably, then wake the scheduler; raises MailsmsError (QueueFull, NotReady, ...)."""
-        if self.store is None:
-            raise NotReady()
+        def within_limits(account: Account, messages: int) -> None:
+            check_account(account, now, policy, already=messages - 1)
+
         try:
-            await self.store.enqueue(rows, original)
+            await self.store.enqueue(rows, original, counts=counts, now=now, check=within_limits)
         except MailsmsError as exc:
             log.warning("queue commit failed for %d recipient(s): %s", len(rows), exc.reply())
             self.metrics.rejected(exc.reply(), len(rows))

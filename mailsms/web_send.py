@@ -72,8 +72,7 @@ async def send(request: web.Request) -> web.Response:
         raise BadAddressSyntax(exc.reason) from None
     address = number_address(number, query, found.config.address, default_maxmsgs=MAXMSGS_CAP, trusted=trusted)
     recipient, row = await prepare_text(handler, pre, verdict, account, address, text=text, vouched=vouched)
-    await handler.commit([row])
-    await handler.count_sent([recipient], handler.clock())
+    await handler.commit([row], recipients=[recipient])
     user = verdict.account or (user if vouched else "")
     log.info(event(row.id, sender="", to=recipient.shown, relay=row.gateway, parts=len(row.parts), size=len(text),
                    client=request.remote, user=user or "-", status="queued"))  # fmt: skip

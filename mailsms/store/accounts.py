@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from mailsms.accounts import Account, counted
 
@@ -77,9 +77,18 @@ def delete_account(conn: sqlite3.Connection, user: str) -> bool:
     return conn.execute("DELETE FROM account WHERE user = ?", (user,)).rowcount > 0
 
 
-def record_sent(conn: sqlite3.Connection, counts: Mapping[str, int], now: float) -> None:
-    """Count accepted messages against their accounts (run in the writer's transaction)."""
+def record_sent(
+    conn: sqlite3.Connection,
+    counts: Mapping[str, int],
+    now: float,
+    check: Callable[[Account, int], None] | None = None,
+) -> None:
+    """Count accepted messages against their accounts, in the writer's transaction that queues
+    them; ``check(account, messages)`` raises to refuse them (a monthly limit used up meanwhile)."""
     for user, messages in counts.items():
         account = get_account(conn, user)
-        if account is not None:
-            put_account(conn, counted(account, messages, now))
+        if account is None:
+            continue
+        if check is not None:
+            check(account, messages)
+        put_account(conn, counted(account, messages, now))

@@ -14,11 +14,12 @@ import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from mailsms.accounts import Account
 from mailsms.errors import InternalError, MailsmsError, QueueFull
 from mailsms.notify import DELIVERED as EVENT_DELIVERED
 from mailsms.notify import FAILED as EVENT_FAILED
@@ -40,6 +41,7 @@ from mailsms.store import (
     StoredPart,
     Summary,
 )
+from mailsms.store.accounts import record_sent
 from mailsms.store.reports import KeptOriginal, due_bits, insert_original
 from mailsms.store.schema import SCHEMA_VERSION, create_schema
 from mailsms.store.writer import BatchWriter
@@ -138,10 +140,23 @@ class SqliteStore:
 
     # -- ingest ---------------------------------------------------------------
 
-    async def enqueue(self, messages: Sequence[NewMessage], original: KeptOriginal | None = None) -> None:
+    async def enqueue(
+        self,
+        messages: Sequence[NewMessage],
+        original: KeptOriginal | None = None,
+        *,
+        counts: Mapping[str, int] | None = None,
+        now: float = 0.0,
+        check: Callable[[Account, int], None] | None = None,
+    ) -> None:
         """Commit ``messages`` (one mail's recipients) durably, with the whole mail for
-        RET=FULL reports when given; raises QueueFull/InternalError."""
-        await self.write(functools.partial(_insert, messages=messages, original=original))
+        RET=FULL reports when given, and count them against their accounts (``counts``) in
+        the same transaction, after ``check`` (which raises to refuse them all); raises
+        QueueFull/InternalError or what ``check`` raised."""
+        await self.write(
+            functools.partial(_insert_counted, messages=messages, original=original, counts=counts or {}, now=now,
+                              check=check)
+        )  # fmt: skip
 
     # -- scheduler: reads -----------------------------------------------------
 
@@ -355,6 +370,20 @@ def _insert(conn: sqlite3.Connection, *, messages: Sequence[NewMessage], origina
         " VALUES (?,?,?,?,?,'queued','',?)",
         [(m.id, p.seq, p.text, p.udh, p.data, m.created) for m in messages for p in m.parts],
     )
+
+
+def _insert_counted(
+    conn: sqlite3.Connection,
+    *,
+    messages: Sequence[NewMessage],
+    original: KeptOriginal | None,
+    counts: Mapping[str, int],
+    now: float,
+    check: Callable[[Account, int], None] | None,
+) -> None:
+    _insert(conn, messages=messages, original=original)
+    if counts:
+        record_sent(conn, counts, now, check=check)
 
 
 def _mark_sending(conn: sqlite3.Connection, *, message_id: str, seqs: Sequence[int], now: float, via: str) -> None:

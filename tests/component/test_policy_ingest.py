@@ -119,6 +119,30 @@ async def test_monthly_limit_disabled_and_expired_accounts(strict: Daemon) -> No
     assert (expired.code, expired.enhanced) == (550, "5.7.1")
 
 
+async def test_two_sessions_cannot_pass_a_monthly_limit_together(strict: Daemon) -> None:
+    add_account(strict, alice(gateway="gw2", maxsend=5, sent=4))  # one message left this month
+    first, second = await lmtp(strict), await lmtp(strict)
+    address = rcpt(user="alice", password=PASSWORD)
+    try:
+        for client in (first, second):  # both judged at RCPT while one message is still left
+            await client.command("MAIL FROM:<a@example.com>")
+            assert (await client.command(f"RCPT TO:<{address}>")).code == 250
+        replies = []
+        for client in (first, second):
+            await client.command("DATA")
+            client.writer.write(b"Subject: hi\r\n\r\nhello\r\n.\r\n")
+            replies.append(await client.read_reply())
+    finally:
+        await first.close()
+        await second.close()
+    assert [(r.code, r.enhanced) for r in replies] == [(250, "2.0.0"), (452, "4.2.2")]
+    assert strict.store is not None
+    counted = get_account(strict.store.conn, "alice")
+    assert counted is not None and counted.sent == 5
+    (queued,) = strict.store.conn.execute("SELECT COUNT(*) FROM message").fetchone()
+    assert queued == 1  # the refused one left nothing behind
+
+
 async def test_without_require_auth_a_wrong_password_for_an_account_is_still_refused(daemon: Daemon) -> None:
     add_account(daemon, alice())
     client = await lmtp(daemon)
