@@ -414,11 +414,13 @@ class Handler:
         ``policy.auth_failure_delay``, doubling, before its next command."""
         await self.policy.failed(client)
 
-    def authenticate(self, server: Any, session: Session, envelope: Any, mechanism: str, auth_data: Any) -> Any:
-        """aiosmtpd's authenticator for SMTP AUTH PLAIN/LOGIN: the session's account, or 535 5.7.8.
+    async def check_login(self, server: Any, session: Session, mechanism: str, auth_data: Any) -> Any:
+        """SMTP AUTH PLAIN/LOGIN (from GatewaySMTP): the session's account, or 535 5.7.8.
 
         Allowed after STARTTLS or from loopback only (538 5.7.11 otherwise): a
-        password must not cross a network in clear.  The session keeps the
+        password must not cross a network in clear.  The hash is checked in a
+        thread, never on the event loop; for an unknown user too (a dummy
+        hash), so the time taken tells nothing.  The session keeps the
         account's name, never the password.
         """
         from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -430,8 +432,7 @@ class Handler:
         user = auth_data.login.decode("utf-8", "replace")
         account = self.account(user)
         password = auth_data.password.decode("utf-8", "replace")
-        # verify even for an unknown user (a dummy hash): the time taken tells nothing
-        ok = verify_password(account.password_hash if account else "", password)
+        ok = await asyncio.to_thread(verify_password, account.password_hash if account else "", password)
         client = session.peer[0] if isinstance(session.peer, tuple) else None
         if not ok or account is None:
             log.info("reject: AUTH %s from %s: 535 5.7.8 authentication failed for %r", mechanism, client, user[:64])
@@ -506,8 +507,8 @@ def protocol_factory(
     hostname = _hostname()
     cls = GatewayLMTP if lmtp else GatewaySMTP
 
-    # SMTP AUTH on the SMTP listener only; Handler.authenticate allows it after STARTTLS or on loopback.
-    auth: dict[str, Any] = {} if lmtp else {"authenticator": handler.authenticate, "auth_require_tls": False}
+    # SMTP AUTH on the SMTP listener only; Handler.check_login allows it after STARTTLS or on loopback.
+    auth: dict[str, Any] = {} if lmtp else {"auth_require_tls": False}
     if tls_context is not None and not lmtp:  # LMTP from the local MTA stays plain
         auth["tls_context"] = tls_context
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 log = logging.getLogger("mailsms.server")
 
@@ -70,6 +70,8 @@ class Policy(Protocol):
 
     @property
     def message_size_limit(self) -> int: ...
+
+    async def check_login(self, server: Any, session: Session, mechanism: str, auth_data: Any) -> Any: ...
 
 
 def split_path(arg: str) -> tuple[str, str] | None:
@@ -288,12 +290,41 @@ def _smtp_reply(replies: list[str]) -> str:
     return next((r for r in replies if not r.startswith("2")), replies[0])
 
 
+# What ``GatewaySMTP._authenticate`` answers aiosmtpd's mechanism: the check comes after it returns.
+_CHECK_LATER = AuthResult(success=False, handled=True)
+
+
 class GatewayLMTP(GatewayMixin, LMTP):  # type: ignore[misc]
     lmtp = True
 
 
 class GatewaySMTP(GatewayMixin, SMTP):  # type: ignore[misc]
+    """SMTP with AUTH PLAIN/LOGIN checked by the handler's ``check_login`` coroutine.
+
+    aiosmtpd parses the mechanisms and calls its authenticator synchronously;
+    a password hash (argon2, a tenth of a second) must not stop the event loop
+    for every other session, so the parsed credentials are kept and checked
+    after aiosmtpd's mechanism returns, by awaiting the handler.
+    """
+
     lmtp = False
+    _credentials: tuple[str, Any] | None = None
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> Any:
+        self._credentials = (mechanism, auth_data)
+        return _CHECK_LATER
+
+    async def _checked(self, result: Any) -> Any:
+        credentials, self._credentials = self._credentials, None
+        if result is not _CHECK_LATER or credentials is None or self.session is None:
+            return result
+        return await self.event_handler.check_login(self, self.session, *credentials)
+
+    async def auth_PLAIN(self, server: Any, args: list[str]) -> Any:
+        return await self._checked(await super().auth_PLAIN(server, args))
+
+    async def auth_LOGIN(self, server: Any, args: list[str]) -> Any:
+        return await self._checked(await super().auth_LOGIN(server, args))
 
     async def smtp_AUTH(self, arg: str) -> None:
         """aiosmtpd's AUTH, then, after a failed attempt, the handler's penalty: past a few failures

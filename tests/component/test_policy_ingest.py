@@ -183,6 +183,22 @@ async def test_smtp_auth_plain_on_loopback_authenticates_the_session(strict: Dae
     assert outbox_files(state_dir)[0]["gateway"] == "gw2"
 
 
+async def test_smtp_auth_login_asks_for_user_and_password(strict: Daemon) -> None:
+    client = await smtp_client(strict)
+    try:
+        await client.command("EHLO client.example.test")
+        asked_user = await client.command("AUTH LOGIN")
+        asked_password = await client.command(base64.b64encode(b"alice").decode())
+        done = await client.command(base64.b64encode(PASSWORD.encode()).decode())
+        again = await client.command("AUTH LOGIN " + base64.b64encode(b"alice").decode())
+        wrong = await client.command(base64.b64encode(b"not it").decode())
+    finally:
+        await client.close()
+    assert (asked_user.code, asked_password.code, done.code) == (334, 334, 235)
+    assert again.code == 503  # already authenticated
+    assert wrong.code in (500, 502)  # not in an AUTH dialogue any more: a line the session does not know
+
+
 async def test_repeated_smtp_auth_failures_slow_the_session_down(config: Config) -> None:
     changed = with_policy(config, require_auth=True, auth_failure_delay=0.25)
     daemon = Daemon(replace_server(changed, smtp_listen=ListenAddress("127.0.0.1", 0)))
