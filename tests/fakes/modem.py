@@ -81,7 +81,8 @@ class FakeModem:
         self._lock = threading.Lock()
         self._master = -1
         self._thread: threading.Thread | None = None
-        self._running = False
+        self._stopping = threading.Event()  # set while the device is off: ends its loop and its waits
+        self._stopping.set()
         self._port_open = False  # a gateway has written since the port was last closed
         self._power_on()
 
@@ -105,13 +106,13 @@ class FakeModem:
         with contextlib.suppress(FileNotFoundError):
             self.link.unlink()
         self.link.symlink_to(name)
-        self._running = True
+        self._stopping.clear()
         self._thread = threading.Thread(target=self._serve, name="fake-modem", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._running = False
+        self._stopping.set()
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
@@ -164,7 +165,7 @@ class FakeModem:
     # -- the line -------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        while self._running:
+        while not self._stopping.is_set():
             try:
                 readable, _, _ = select.select([self._master], [], [], 0.02)
             except (OSError, ValueError):
@@ -177,7 +178,7 @@ class FakeModem:
                 continue
             except OSError:  # EIO: nobody has the port open
                 self._closed()
-                time.sleep(0.005)
+                self._stopping.wait(0.005)  # until a gateway opens the port again, or the device stops
                 continue
             self._receive(data)
 
@@ -234,7 +235,7 @@ class FakeModem:
 
     def _answer(self, *lines: str) -> None:
         if self.quirks.answer_delay:
-            time.sleep(self.quirks.answer_delay)
+            self._stopping.wait(self.quirks.answer_delay)  # a slow modem; cut short when it stops
         out = self.quirks.garbage.decode("latin-1")
         for line in lines:
             out += f"\r\n{line}\r\n"

@@ -86,7 +86,7 @@ async def test_the_daemon_says_ready_once_serving_and_stopping_when_it_stops(
 
 
 def test_the_shipped_unit_is_type_notify_and_verifies(tmp_path: Path) -> None:
-    """conf/mailsms.service passes systemd-analyze verify (where systemd is installed)."""
+    """conf/mailsms.service passes systemd-analyze verify (Debian's systemd, in the Makefile's DEBS)."""
     import shutil
     import subprocess
 
@@ -95,8 +95,7 @@ def test_the_shipped_unit_is_type_notify_and_verifies(tmp_path: Path) -> None:
     assert "\nType=notify\n" in text
     assert "\nProtectSystem=strict\n" in text and "\nReadWritePaths=/var/lib/mailsms\n" in text
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed here (the unit's text was checked)")
+    assert analyze is not None, "systemd-analyze is missing: `make debs` installs Debian's systemd"
     mailsms = Path(sys.executable).with_name("mailsms")
     local = tmp_path / "mailsms.service"
     local.write_text(text.replace("/usr/bin/mailsms", str(mailsms)))
