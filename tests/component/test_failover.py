@@ -25,7 +25,7 @@ from tests.support.lmtp import LmtpClient
 from tests.support.replies import wait_mail
 from tests.support.reports import recipient_blocks
 from tests.support.wait import async_wait_until
-from tests.support.web import http_peer
+from tests.support.web import http_peer, running
 from transports import fake
 from transports.http import Options
 
@@ -82,16 +82,6 @@ def two_provider_config(config: Config, a: Provider, b: Provider) -> Config:
         routes=(RouteConfig(name="everything", gateway="main"),),
         queue=QueueConfig(minimal_backoff_time=0.2, maximal_backoff_time=0.2, queue_run_delay=0.05),
     )
-
-
-@asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Daemon]:
-    daemon = Daemon(config)
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
 
 
 async def send(daemon: Daemon, text: str, address: str = f'"sms:{NUMBER}"@sms.example.test') -> str:

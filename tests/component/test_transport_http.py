@@ -23,7 +23,7 @@ from mailsms.store import DEFERRED, FAILED, SUBMITTED
 from tests.support.lmtp import LmtpClient
 from tests.support.proc import free_port
 from tests.support.wait import async_wait_until
-from tests.support.web import http_peer
+from tests.support.web import http_peer, running
 from transports import registry
 from transports.base import Outcome, OutgoingPart, OutgoingSms, TransportContext
 from transports.http import HttpTransport, Options
@@ -315,16 +315,6 @@ def state_of(daemon: Daemon, queue_id: str) -> tuple[str, int, str]:
     message = daemon.store.load(queue_id)
     assert message is not None
     return message.state, message.attempts, message.reason
-
-
-@asynccontextmanager
-async def running(config: Config) -> AsyncIterator[Daemon]:
-    daemon = Daemon(config)
-    await daemon.start()
-    try:
-        yield daemon
-    finally:
-        await daemon.stop()
 
 
 async def test_queue_defers_on_500_and_submits_after_queue_retry(

@@ -92,3 +92,14 @@ async def http_peer(handler: Callable[[web.Request], Awaitable[web.StreamRespons
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def running(config: Config) -> AsyncIterator[Daemon]:
+    """A daemon started in this event loop with ``config``, stopped when the block ends."""
+    daemon = Daemon(config)
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
