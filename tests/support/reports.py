@@ -8,6 +8,7 @@ import email.policy
 import json
 from email.message import EmailMessage, Message
 from pathlib import Path
+from typing import Any
 
 from mailsms.mailout import Mailout
 from mailsms.mailout_agents import MaildirAgent
@@ -94,26 +95,10 @@ class ReportQueue(Queue):
 
     # -- messages as ingest makes them ------------------------------------------------------------
 
-    async def send(
-        self,
-        qid: str,
-        number: str,
-        *,
-        sender: str = SENDER,
-        notify: str | None = None,
-        mail_id: str = "",
-        parts: int = 1,
-        age: float = 0.0,
-        text: str = "",
-        orcpt: str = "",
-        envid: str = "",
-        auto_submitted: bool = False,
-        gateway: str = "fake",
-    ) -> str:
-        """Commit a message as ingest would (with its NOTIFY events and warning time) and wake the scheduler."""
-        await self.store.enqueue([self.row(qid, number, sender=sender, notify=notify, mail_id=mail_id, parts=parts,
-                                           age=age, text=text, orcpt=orcpt, envid=envid,
-                                           auto_submitted=auto_submitted, gateway=gateway)])  # fmt: skip
+    async def send(self, qid: str, number: str, **fields: Any) -> str:
+        """Commit ``row(qid, number, **fields)`` as ingest would (with its NOTIFY events and warning
+        time) and wake the scheduler."""
+        await self.store.enqueue([self.row(qid, number, **fields)])
         self.scheduler.wake()
         return qid
 
