@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.wait import wait_until
+from tests.support.proc import spool_daemon
 
 GAMMU_SMSD = Path("/usr/bin/gammu-smsd")
 FOLDERS = ("inbox", "outbox", "sent", "error")
@@ -61,25 +61,8 @@ def running_gammu_smsd(workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     (workdir / "device").mkdir(exist_ok=True)  # the dummy phone refuses a missing directory
     config = workdir / "smsdrc"
     config.write_text(smsdrc(workdir))
-    log = open(workdir / "smsd.out", "wb")  # noqa: SIM115 - closed below
     # A UTF-8 locale: in "C" gammu cuts non-ASCII inbox text short instead of padding it.
     env = {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    proc = subprocess.Popen([str(GAMMU_SMSD), "-c", str(config)], stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        logfile = workdir / "smsd.log"
-
-        def started() -> bool:
-            return proc.poll() is not None or (logfile.exists() and b"Starting phone" in logfile.read_bytes())
-
-        wait_until(started, timeout=20, what="gammu-smsd to start")
-        assert proc.poll() is None, (workdir / "smsd.out").read_text(errors="replace")
+    argv = [str(GAMMU_SMSD), "-c", str(config)]
+    with spool_daemon(argv, workdir, b"Starting phone", "gammu-smsd to start", env) as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()

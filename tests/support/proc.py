@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.wait import wait_until
+
 MAILSMS = [sys.executable, "-m", "mailsms"]
 POLL_INTERVAL = 0.02
 
@@ -67,3 +69,31 @@ def serve_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextmanager
+def spool_daemon(
+    argv: Sequence[str], workdir: Path, ready: bytes, what: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """An SMS spool daemon (smsd, gammu-smsd) in the foreground: its output in ``workdir/smsd.out``,
+    ready once ``workdir/smsd.log`` holds ``ready``; terminated (then killed) at exit."""
+    log = open(workdir / "smsd.out", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        logfile = workdir / "smsd.log"
+
+        def started() -> bool:
+            return proc.poll() is not None or (logfile.exists() and ready in logfile.read_bytes())
+
+        wait_until(started, timeout=20, what=what)
+        assert proc.poll() is None, (workdir / "smsd.out").read_text(errors="replace")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.wait import wait_until
+from tests.support.proc import spool_daemon
 
 SMSD = Path("/usr/sbin/smsd")
 FOLDERS = ("outgoing", "checked", "incoming", "sent", "failed", "report")
@@ -55,23 +55,6 @@ def running_smsd(workdir: Path, device: Path) -> Iterator[subprocess.Popen[bytes
         (workdir / "spool" / folder).mkdir(parents=True, exist_ok=True)
     config = workdir / "smsd.conf"
     config.write_text(smsd_config(workdir, device))
-    log = open(workdir / "smsd.out", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([str(SMSD), "-t", f"-c{config}"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        logfile = workdir / "smsd.log"
-
-        def started() -> bool:
-            return proc.poll() is not None or (logfile.exists() and b"Used memory is" in logfile.read_bytes())
-
-        wait_until(started, timeout=20, what="smsd to initialise the modem")
-        assert proc.poll() is None, (workdir / "smsd.out").read_text(errors="replace")
+    argv = [str(SMSD), "-t", f"-c{config}"]
+    with spool_daemon(argv, workdir, b"Used memory is", "smsd to initialise the modem") as proc:
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
