@@ -39,7 +39,7 @@ from mailsms.schema import bounded, duration
 from transports import gammu_format as fmt
 from transports import spool_files
 from transports.base import DeliveryReport, OutgoingPart, OutgoingSms, PartResult, TransportContext
-from transports.spool_base import SpoolTransport, message_id
+from transports.spool_base import SpoolTransport, message_id, spool_problems
 from transports.spool_journal import Entry
 
 log = logging.getLogger("mailsms.gammu")
@@ -64,17 +64,9 @@ class Options:
 
     def validate(self) -> list[tuple[str, str]]:
         """Problems as ``(key, message)``."""
-        problems: list[tuple[str, str]] = []
-        if not os.path.isabs(self.spool):
-            problems.append(("spool", "must be an absolute path (gammu-smsd's spool, e.g. /var/spool/gammu)"))
+        problems = spool_problems(self, "gammu-smsd's spool, e.g. /var/spool/gammu")
         if not re.fullmatch(r"[A-Z]", self.priority):
             problems.append(("priority", "must be one capital letter, A (first) to Z"))
-        if self.temp_dir and not os.path.isabs(self.temp_dir):
-            problems.append(("temp_dir", "must be an absolute path"))
-        if self.archive and not os.path.isabs(self.archive):
-            problems.append(("archive", "must be an absolute path"))
-        if self.poll_interval <= 0:
-            problems.append(("poll_interval", "must be more than 0"))
         return problems
 
 

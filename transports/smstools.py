@@ -39,7 +39,7 @@ from ndr import codes
 from transports import smstools_format as fmt
 from transports import spool_files
 from transports.base import DeliveryReport, OutgoingPart, OutgoingSms, PartResult, TransportContext
-from transports.spool_base import SpoolTransport, message_id
+from transports.spool_base import SpoolTransport, message_id, spool_problems
 from transports.spool_journal import Entry
 
 log = logging.getLogger("mailsms.smstools")
@@ -68,15 +68,9 @@ class Options:
 
     def validate(self) -> list[tuple[str, str]]:
         """Problems as ``(key, message)``."""
-        problems: list[tuple[str, str]] = []
-        if not os.path.isabs(self.spool):
-            problems.append(("spool", "must be an absolute path (smsd's spool, e.g. /var/spool/sms)"))
-        if self.temp_dir and not os.path.isabs(self.temp_dir):
-            problems.append(("temp_dir", "must be an absolute path"))
+        problems = spool_problems(self, "smsd's spool, e.g. /var/spool/sms")
         if self.queue and not re.fullmatch(r"[A-Za-z0-9_.-]+", self.queue):
             problems.append(("queue", "must be the name of one of smsd's [queues]"))
-        if self.poll_interval <= 0:
-            problems.append(("poll_interval", "must be more than 0"))
         return problems
 
 

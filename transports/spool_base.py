@@ -43,6 +43,23 @@ class SpoolOptions(Protocol):
     def poll_interval(self) -> float: ...
     @property
     def file_mode(self) -> int: ...
+    @property
+    def archive(self) -> str: ...
+
+
+def spool_problems(options: SpoolOptions, example: str) -> list[tuple[str, str]]:
+    """The checks of the keys every spool transport has, as ``(key, message)``; ``example`` names
+    the daemon's usual spool in the message."""
+    problems: list[tuple[str, str]] = []
+    if not os.path.isabs(options.spool):
+        problems.append(("spool", f"must be an absolute path ({example})"))
+    for key in ("temp_dir", "archive"):
+        value = getattr(options, key)
+        if value and not os.path.isabs(value):
+            problems.append((key, "must be an absolute path"))
+    if options.poll_interval <= 0:
+        problems.append(("poll_interval", "must be more than 0"))
+    return problems
 
 
 class SpoolTransport:

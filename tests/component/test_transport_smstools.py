@@ -210,3 +210,5 @@ async def test_submit_while_the_spool_is_gone_is_temporary(make: Make, smsd: Sim
 def test_options_validate_names_the_key() -> None:
     problems = smstools.Options(spool="relative", queue="bad queue").validate()
     assert [key for key, _ in problems] == ["spool", "queue"]
+    archive = smstools.Options(spool="/var/spool/sms", archive="done").validate()
+    assert archive == [("archive", "must be an absolute path")]
