@@ -18,11 +18,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from mailsms.routing import Router
+    pass
 
 Clock = Callable[[], float]
 BreakerState = Literal["closed", "open", "half-open"]
@@ -57,6 +57,10 @@ class Breaker:
         if self.state == "half-open":
             self._probing = True
         return True
+
+    def release(self) -> None:
+        """A probe that never reached the gateway (stopping, the queue locked): the slot is free again."""
+        self._probing = False
 
     def success(self) -> None:
         """A send went through: the breaker closes and the failure count starts again."""
@@ -142,58 +146,3 @@ class WeightedPicker:
                 best = name
         self._current[best] -= total
         return best
-
-
-def choose(
-    router: Router,
-    target: str,
-    number: str,
-    pickers: MutableMapping[str, WeightedPicker],
-    breakers: Mapping[str, Breaker],
-    *,
-    exclude: Collection[str] = (),
-) -> str | None:
-    """The gateway to try for ``number`` through ``target``, its breaker's probe taken; None: hold the message.
-
-    "priority" targets take the first eligible member whose breaker allows a
-    send; "weighted" ones pick by weight among those.  Gateways in
-    ``exclude`` (e.g. one that just failed for this message) are skipped.
-    """
-    members = [g for g in router.eligible(target, number) if g.id not in exclude]
-    ready = [g.id for g in members if g.id not in breakers or breakers[g.id].ready()]
-    if not ready:
-        return None
-    if router.balance(target) == "weighted":
-        if target not in pickers:
-            pickers[target] = WeightedPicker({g.id: g.weight for g in router.members(target)})
-        picked = pickers[target].pick(ready)
-    else:
-        picked = ready[0]
-    if picked is not None and picked in breakers:
-        breakers[picked].allow()
-    return picked
-
-
-class Balancer:
-    """Breakers, buckets and pickers for every gateway of a router, sharing one clock."""
-
-    def __init__(self, router: Router, clock: Clock) -> None:
-        self.router = router
-        self.pickers: dict[str, WeightedPicker] = {}
-        self.breakers: dict[str, Breaker] = {}
-        self.buckets: dict[str, TokenBucket] = {}
-        for name in router.targets():
-            gateway = router.gateway(name)
-            if gateway is not None:
-                self.breakers[name] = Breaker(gateway.breaker_threshold, gateway.breaker_reset, clock)
-                self.buckets[name] = TokenBucket(gateway.rate, clock)
-
-    def choose(self, target: str, number: str, exclude: Collection[str] = ()) -> str | None:
-        """See :func:`choose`."""
-        return choose(self.router, target, number, self.pickers, self.breakers, exclude=exclude)
-
-    def next_chance(self, target: str, number: str) -> float | None:
-        """The earliest time an open breaker among the target's eligible gateways turns half-open."""
-        times = [self.breakers[g.id].reopens_at() for g in self.router.eligible(target, number)]
-        known = [t for t in times if t is not None]
-        return min(known) if known else None

@@ -113,7 +113,7 @@ def _account_gateway(loaded: Config, user: str) -> str:
 
 
 def _answer(router: Router, original: str, decision: RouteDecision, *, pinned: bool) -> dict[str, Any]:
-    from mailsms.balance import Balancer
+    from mailsms.dispatch import GatewayPool
     from mailsms.routing import DEFAULT_TARGET
 
     target = decision.target
@@ -123,7 +123,7 @@ def _answer(router: Router, original: str, decision: RouteDecision, *, pinned: b
     members = [g.id for g in router.eligible(target, decision.number)]
     first = None
     if decision.reject is None:
-        first = Balancer(router, lambda: 0.0).choose(target, decision.number)
+        first = next(iter(GatewayPool(router).candidates(target, decision.number)), None)
     reject = decision.reject
     return {
         "number": decision.number,

@@ -30,10 +30,9 @@ class GatewayPool:
     _breakers: dict[str, Breaker] = field(default_factory=dict)
     _pickers: dict[str, WeightedPicker] = field(default_factory=dict)
     _buckets: dict[str, TokenBucket] = field(default_factory=dict)
-    _probing: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        for gateway in self.router.members("*") + tuple(self._configured()):
+        for gateway in self._configured():
             if gateway.id not in self._breakers:
                 self._breakers[gateway.id] = Breaker(gateway.breaker_threshold, gateway.breaker_reset, self.clock)
                 self._buckets[gateway.id] = TokenBucket(gateway.rate, self.monotonic)
@@ -61,10 +60,7 @@ class GatewayPool:
     def ready(self, gateway: str) -> bool:
         """True when ``gateway`` may take a message now (closed, or half-open with no probe out)."""
         breaker = self._breakers.get(gateway)
-        if breaker is None:
-            return True
-        state = breaker.state
-        return state == "closed" or (state == "half-open" and gateway not in self._probing)
+        return breaker is None or breaker.ready()
 
     def claimable(self, target: str) -> list[str]:
         """The members of ``target`` that may take a message now."""
@@ -95,18 +91,19 @@ class GatewayPool:
     def start(self, gateway: str) -> None:
         """A message goes to ``gateway`` now: a half-open breaker's probe is out."""
         breaker = self._breakers.get(gateway)
-        if breaker is not None and breaker.state == "half-open":
-            self._probing.add(gateway)
+        if breaker is not None:
+            breaker.allow()
 
     def finished(self, gateway: str, *, healthy: bool | None) -> None:
         """The gateway answered (``healthy``: took the parts or refused them for good) or failed
         for now (a temporary failure, a timeout): the breaker learns which.  None: the try never
         reached the gateway (stopping, the queue locked); the probe is given back."""
-        self._probing.discard(gateway)
         breaker = self._breakers.get(gateway)
-        if breaker is None or healthy is None:
+        if breaker is None:
             return
-        if healthy:
+        if healthy is None:
+            breaker.release()
+        elif healthy:
             breaker.success()
         else:
             breaker.failure()

@@ -6,9 +6,7 @@ from collections import Counter
 
 import pytest
 
-from mailsms.balance import Balancer, Breaker, TokenBucket, WeightedPicker, choose
-from mailsms.config import GatewayConfig, GroupConfig
-from mailsms.routing import DEFAULT_TARGET, Router
+from mailsms.balance import Breaker, TokenBucket, WeightedPicker
 from transports.registry import options_class
 
 OPTIONS = options_class("outbox")()  # type: ignore[misc]
@@ -162,49 +160,3 @@ def test_weighted_picker_weight_zero_is_a_backup_and_none_allowed_is_none() -> N
     assert {picker.pick({"a", "spare"}) for _ in range(10)} == {"a"}
     assert picker.pick({"spare"}) == "spare"
     assert picker.pick(set()) is None
-
-
-def gateways() -> tuple[GatewayConfig, ...]:
-    return (
-        GatewayConfig(id="a", type="outbox", options=OPTIONS, weight=3, breaker_threshold=1),
-        GatewayConfig(id="b", type="outbox", options=OPTIONS, weight=1, breaker_threshold=1),
-        GatewayConfig(id="uk", type="outbox", options=OPTIONS, prefixes=("+44",)),
-    )
-
-
-GROUPS = (GroupConfig(id="main", gateways=("a", "b")), GroupConfig(id="prio", gateways=("b", "a"),
-          balance="priority"))  # fmt: skip
-
-
-def test_balancer_moves_traffic_off_an_open_breaker_and_back_after_recovery() -> None:
-    clock = Clock()
-    balancer = Balancer(Router((), gateways(), GROUPS), clock)
-    balancer.breakers["a"].failure()
-    assert {balancer.choose("main", "+15551234567") for _ in range(20)} == {"b"}
-    assert balancer.next_chance("main", "+15551234567") == 1060.0
-    clock.now += 60
-    assert balancer.choose("main", "+15551234567") == "a"  # the probe
-    assert state(balancer.breakers["a"]) == "half-open"
-    balancer.breakers["a"].success()
-    counts = Counter(balancer.choose("main", "+15551234567") for _ in range(400))
-    assert counts == {"a": 300, "b": 100}
-
-
-def test_choose_priority_takes_the_first_ready_member_and_none_when_all_are_open() -> None:
-    clock = Clock()
-    router = Router((), gateways(), GROUPS)
-    breakers = {g.id: Breaker(g.breaker_threshold, 60.0, clock) for g in gateways()}
-    pickers: dict[str, WeightedPicker] = {}
-    assert choose(router, "prio", "+15551234567", pickers, breakers) == "b"
-    assert choose(router, "prio", "+15551234567", pickers, breakers, exclude={"b"}) == "a"
-    breakers["b"].failure()
-    assert choose(router, "prio", "+15551234567", pickers, breakers) == "a"
-    breakers["a"].failure()
-    assert choose(router, "prio", "+15551234567", pickers, breakers) is None
-
-
-def test_choose_respects_prefixes_and_the_default_target_is_priority() -> None:
-    balancer = Balancer(Router((), gateways(), GROUPS), Clock())
-    assert balancer.choose(DEFAULT_TARGET, "+15551234567") == "a"
-    assert balancer.choose("uk", "+15551234567") is None
-    assert balancer.choose("uk", "+447700900123") == "uk"

@@ -60,6 +60,27 @@ def test_an_open_breaker_leaves_the_member_out_until_one_probe_succeeds() -> Non
     assert "a" in pool.candidates("g", NUMBER)
 
 
+def test_traffic_comes_back_in_proportion_after_a_probe_succeeds() -> None:
+    clock = Clock()
+    pool = make(clock)
+    for _ in range(2):
+        pool.finished("a", healthy=False)
+    assert {pool.candidates("g", NUMBER)[0] for _ in range(20)} == {"b"}
+    clock.now = 1060.0
+    pool.start("a")
+    pool.finished("a", healthy=True)
+    firsts = Counter(pool.candidates("g", NUMBER)[0] for _ in range(400))
+    assert firsts == {"a": 300, "b": 100}
+
+
+def test_no_candidate_while_every_member_is_open() -> None:
+    pool = make(Clock(), balance="priority")
+    for gateway_id in ["a"] * 2 + ["b"] * 5:  # their breaker_thresholds
+        pool.finished(gateway_id, healthy=False)
+    assert pool.candidates("g", NUMBER) == []
+    assert pool.reopens_at(["a", "b"]) == 1060.0
+
+
 def test_prefixes_decide_which_members_take_a_number() -> None:
     pool = make(Clock(), prefixes=("+44",))
     assert pool.candidates("g", NUMBER) == ["b"]
