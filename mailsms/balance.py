@@ -10,19 +10,15 @@
   round-robin, deterministic; a member that is not allowed this time is
   skipped and its share goes to the others.  Members of weight 0 are only
   picked when no allowed member has a weight (a backup).
-* :func:`choose` / :class:`Balancer`: one gateway for a target and a number,
-  skipping gateways whose breaker does not allow a send and those the prefix
-  filter drops; None means the caller holds the message for now (see
-  ``Breaker.reopens_at`` for when to look again).
+
+``mailsms.dispatch.GatewayPool`` puts them together: which members of a
+target to try for a number, in what order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    pass
+from typing import Literal
 
 Clock = Callable[[], float]
 BreakerState = Literal["closed", "open", "half-open"]

@@ -51,9 +51,6 @@ class GatewayPool:
     def targets(self) -> tuple[str, ...]:
         return self.router.targets()
 
-    def is_target(self, name: str) -> bool:
-        return self.router.is_target(name)
-
     def members(self, target: str) -> tuple[str, ...]:
         return tuple(g.id for g in self.router.members(target))
 
