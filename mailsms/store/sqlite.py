@@ -587,20 +587,19 @@ def _settle(conn: sqlite3.Connection, message_id: str, now: float, *, relayed: b
         new_state, event = SUBMITTED, EVENT_RELAYED if relayed else 0
     else:
         return
-    conn.execute(
-        f"UPDATE message SET state = ?, reason = {_KEEPING_FALLBACK_NOTE}, updated = ?, {due_bits(event)}"
-        " WHERE id = ? AND state NOT IN ('failed','expired')",
-        (new_state, "", "", "", now, message_id),
-    )
-    # The fallback number waits for a delivery report from here on (none comes without them).
+    # A fallback number waits for a delivery report from submission on (none comes without them).
+    fallback = "fallback_at"
+    start: tuple[float, ...] = ()
     if new_state == DELIVERED:
-        conn.execute("UPDATE message SET fallback_at = NULL WHERE id = ? AND fallback_at IS NOT NULL", (message_id,))
+        fallback = "NULL"
     elif not relayed:
-        conn.execute(
-            "UPDATE message SET fallback_at = ? + fallback_after"
-            " WHERE id = ? AND alternate != '' AND fallback_at IS NULL AND state = 'submitted'",
-            (now, message_id),
-        )
+        fallback = "(CASE WHEN alternate != '' AND fallback_at IS NULL THEN ? + fallback_after ELSE fallback_at END)"
+        start = (now,)
+    conn.execute(
+        f"UPDATE message SET state = ?, reason = {_KEEPING_FALLBACK_NOTE}, updated = ?, {due_bits(event)},"
+        f" fallback_at = {fallback} WHERE id = ? AND state NOT IN ('failed','expired')",
+        (new_state, "", "", "", now, *start, message_id),
+    )
 
 
 def insert_messages(conn: sqlite3.Connection, messages: Sequence[NewMessage]) -> None:
