@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the integration tests drive as real peers.
-DEBS   := postfix kannel kannel-extras smstools gammu-smsd socat swaks chromium chromium-driver miltertest sasl2-bin libsasl2-modules systemd
+DEBS   := postfix kannel kannel-extras smstools gammu-smsd socat swaks chromium chromium-driver miltertest sasl2-bin libsasl2-modules systemd postgresql
 PACKAGES := mailsms transports replylog ndr milter
 
 .PHONY: run test lint typecheck pytest debs bench clean

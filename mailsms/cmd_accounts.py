@@ -14,9 +14,9 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from mailsms.errors import EX_DATAERR, EX_NOINPUT, EX_OK
+from mailsms.store.conn import Conn
 
 if TYPE_CHECKING:
-    import sqlite3
 
     from mailsms.accounts import Account
 
@@ -121,7 +121,7 @@ def _now() -> float:
     return time.time()
 
 
-def _write(conn: sqlite3.Connection, account: Account) -> None:
+def _write(conn: Conn, account: Account) -> None:
     from mailsms.store.accounts import put_account
 
     conn.execute("BEGIN IMMEDIATE")
@@ -133,7 +133,7 @@ def _write(conn: sqlite3.Connection, account: Account) -> None:
     conn.execute("COMMIT")
 
 
-def _existing(conn: sqlite3.Connection | None, user: str) -> Account:
+def _existing(conn: Conn | None, user: str) -> Account:
     from mailsms.errors import BadRequest
     from mailsms.store.accounts import get_account
 
@@ -161,7 +161,7 @@ def _changed(account: Account, args: argparse.Namespace) -> Account:
     return dataclasses.replace(current, **changes)  # type: ignore[arg-type]
 
 
-def _add(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _add(conn: Conn | None, args: argparse.Namespace) -> int:
     from mailsms.accounts import Account, check_user, hash_password, month_of
     from mailsms.errors import BadRequest
     from mailsms.store.accounts import get_account
@@ -177,14 +177,14 @@ def _add(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _set(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _set(conn: Conn | None, args: argparse.Namespace) -> int:
     assert conn is not None
     _write(conn, _changed(_existing(conn, args.user), args))
     print(f"mailsms: account {args.user!r} changed")
     return EX_OK
 
 
-def _passwd(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _passwd(conn: Conn | None, args: argparse.Namespace) -> int:
     import dataclasses
 
     from mailsms.accounts import hash_password
@@ -196,7 +196,7 @@ def _passwd(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _enable(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _enable(conn: Conn | None, args: argparse.Namespace) -> int:
     import dataclasses
 
     assert conn is not None
@@ -206,7 +206,7 @@ def _enable(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _delete(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _delete(conn: Conn | None, args: argparse.Namespace) -> int:
     from mailsms.store.accounts import delete_account
 
     assert conn is not None
@@ -237,12 +237,12 @@ def describe(account: Account, now: float) -> list[str]:
     ]
 
 
-def _show(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _show(conn: Conn | None, args: argparse.Namespace) -> int:
     print("\n".join(describe(_existing(conn, args.user), _now())))
     return EX_OK
 
 
-def _list(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _list(conn: Conn | None, args: argparse.Namespace) -> int:
     from mailsms.accounts import month_of, rolled
     from mailsms.store.accounts import list_accounts
 
@@ -261,7 +261,7 @@ def _list(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _export(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _export(conn: Conn | None, args: argparse.Namespace) -> int:
     from mailsms.accounts import format_line
     from mailsms.store.accounts import list_accounts
 
@@ -271,7 +271,7 @@ def _export(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
     return EX_OK
 
 
-def _import(conn: sqlite3.Connection | None, args: argparse.Namespace) -> int:
+def _import(conn: Conn | None, args: argparse.Namespace) -> int:
     import dataclasses
 
     from mailsms.accounts import hash_password, parse_line

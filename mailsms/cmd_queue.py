@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from mailsms.queue_admin import QueueAdmin
 
     loaded = config.load(config.config_path(getattr(args, "config", None)))
-    admin = QueueAdmin.open(loaded.state_dir)
+    admin = QueueAdmin.open(loaded.state_dir, loaded.store.url)
     if admin is None:
         if args.action == "list":
             print("[]" if getattr(args, "json", False) else "mailsms: queue is empty")

@@ -49,6 +49,18 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """Where the queue lives (see mailsms.store.engines)."""
+
+    # "": SQLite in the state directory (one node); "sqlite:///path/queue.sqlite": SQLite there;
+    # "postgresql://user:password@host/db": PostgreSQL, shared by several mailsms nodes.
+    url: str = dataclasses.field(default="", repr=False)
+    # PostgreSQL: a node renews its claim on the messages it is sending; a node that stops
+    # renewing (it died) leaves them to another node once this long has passed.
+    lease_seconds: int = bounded(60, 2, 3600)
+
+
+@dataclass(frozen=True)
 class AddressConfig:
     """How ``sms:`` recipients are understood (see mailsms.address)."""
 
@@ -293,6 +305,9 @@ class RoutingKeys:
     breaker_reset: float = duration("60s")
     # Numbers this gateway takes ("+44", "+353"); empty: all.
     prefixes: tuple[str, ...] = ()
+    # Nodes sharing a PostgreSQL queue that talk to this gateway (a modem, an SMPP bind), each named
+    # by its node id (``<state dir>/node-id``) or host name; empty: every node.
+    nodes: tuple[str, ...] = ()
 
     def validate(self) -> list[tuple[str, str]]:
         """(key, message) for values the types alone do not rule out."""
@@ -321,6 +336,7 @@ class GatewayConfig:
     breaker_threshold: int = 5
     breaker_reset: float = 60.0
     prefixes: tuple[str, ...] = ()
+    nodes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -370,6 +386,7 @@ def default_gateways() -> tuple[GatewayConfig, ...]:
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
     address: AddressConfig = field(default_factory=AddressConfig)
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)

@@ -23,7 +23,7 @@ from mailsms.config import Config
 from mailsms.config import load as load_config
 from mailsms.dispatch import GatewayPool
 from mailsms.dkim_sign import load_signer
-from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, MailsmsError, NotReady
+from mailsms.errors import EX_CANTCREAT, EX_UNAVAILABLE, ConfigError, MailsmsError, NotReady
 from mailsms.fallback import Fallbacks
 from mailsms.inbound import InboundPipeline
 from mailsms.ingest import new_queue_id
@@ -37,8 +37,9 @@ from mailsms.reporter import Reporter
 from mailsms.routing import Router
 from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.server import Handler, listen, protocol_factory
+from mailsms.store.engines import node_names, open_store, redact_url
 from mailsms.store.inbound import insert_inbound
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from mailsms.tls import server_context
 from mailsms.values import ListenAddress
 from mailsms.web import make_app, web_services
@@ -89,7 +90,7 @@ class Daemon:
     servers: list[asyncio.Server] = field(default_factory=list)
     runner: web.AppRunner | None = None
     bound: dict[str, ListenAddress] = field(default_factory=dict)
-    store: SqliteStore | None = None
+    store: QueueStore | None = None
     transports: dict[str, Transport] = field(default_factory=dict)
     scheduler: Scheduler | None = None
     fallbacks: Fallbacks | None = None
@@ -122,11 +123,20 @@ class Daemon:
     async def _start_queue(self) -> None:
         """Open the queue, start the transports and the scheduler; listeners serve only after this."""
         state_dir = self.config.state_dir
+        store_cfg = self.config.store
         try:
-            self.store = SqliteStore.open(state_dir)
+            self.store = open_store(store_cfg.url, state_dir, lease_seconds=store_cfg.lease_seconds)
+        except ConfigError:
+            raise
         except Exception as exc:
-            raise StateDirError(f"cannot open the queue in {state_dir} (state.dir): {exc}") from None
+            where = redact_url(store_cfg.url) + " (store.url)" if store_cfg.url else f"{state_dir} (state.dir)"
+            raise StateDirError(f"cannot open the queue in {where}: {exc}") from None
+        here = node_names(state_dir) if self.store.node else frozenset()
         for gateway in self.config.gateways:
+            if gateway.nodes and here.isdisjoint(gateway.nodes):
+                log.info("gateway %s: talked to by node(s) %s, not this one (%s)", gateway.id,
+                         ", ".join(gateway.nodes), self.store.node)  # fmt: skip
+                continue
             context = TransportContext(
                 gateway.id, state_dir, self._on_report, self._public_url(), webhook_secret=gateway.webhook_secret,
                 mo_sink=self._on_mo,
@@ -156,8 +166,12 @@ class Daemon:
         self.metrics.watch(self)
         self._start_inbound(self.store, self.mailout)
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
+        if self.store.node:
+            loop = asyncio.get_running_loop()
+            self.store.listen(functools.partial(loop.call_soon_threadsafe, self.scheduler.wake))
+            log.info("queue shared on %s as node %s", redact_url(store_cfg.url), self.store.node)
 
-    def _start_inbound(self, store: SqliteStore, mailout: Mailout) -> None:
+    def _start_inbound(self, store: QueueStore, mailout: Mailout) -> None:
         """Reply links recorded with every submission, and the pipeline that routes incoming SMS to mailboxes."""
         assert self.handler is not None  # made by _bind_listeners first
         store.submit_hooks.append(functools.partial(record_on_submit, mode=self.config.replylog.record))
@@ -166,7 +180,7 @@ class Daemon:
         self.handler.inbound_wake = self.inbound.wake
         self._inbound_task = asyncio.create_task(self.inbound.run(), name="inbound")
 
-    def _make_mailout(self, store: SqliteStore, policy: RetryPolicy) -> Mailout:
+    def _make_mailout(self, store: QueueStore, policy: RetryPolicy) -> Mailout:
         """The mail-out queue and its agent for ``mailout.mode`` (reports to senders go through it)."""
         settings = self.config.mailout
         hostname = local_hostname(settings.hostname)

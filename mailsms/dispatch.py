@@ -51,6 +51,10 @@ class GatewayPool:
     def targets(self) -> tuple[str, ...]:
         return self.router.targets()
 
+    def knows(self, gateway: str) -> bool:
+        """True for a configured gateway, even one that another node talks to (its ``nodes`` key)."""
+        return self.router.gateway(gateway) is not None
+
     def members(self, target: str) -> tuple[str, ...]:
         return tuple(g.id for g in self.router.members(target))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from mailsms.config import FallbackConfig
 from mailsms.log import event
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 
 log = logging.getLogger("mailsms.fallback")
 
@@ -42,7 +42,7 @@ def minutes(seconds: float) -> str:
 
 @dataclass
 class Fallbacks:
-    store: SqliteStore
+    store: QueueStore
     new_id: Callable[[], str]
     wake: Callable[[], None]
     _task: asyncio.Task[None] | None = None

@@ -45,7 +45,7 @@ from mailsms.server import Handler
 from mailsms.store import NewMessage
 from mailsms.store import inbound_flow as flow
 from mailsms.store.mailout import NewMail
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from replylog import store as links_store
 from replylog.route import Route, decide, local_domain_set, reply_number
 
@@ -60,7 +60,7 @@ PURGE_BATCH = 1000  # expired links deleted per transaction: the writer is share
 @dataclass
 class InboundPipeline:
     config: Config
-    store: SqliteStore
+    store: QueueStore
     mailout: Mailout
     handler: Handler  # builds and commits conflict SMS like any message; its ids and clock
     clock: Callable[[], float] = time.time

@@ -30,7 +30,7 @@ from mailsms.mailout_agents import Agent, RecipientResult
 from mailsms.scheduler import RetryPolicy
 from mailsms.store import mailout as mailout_store
 from mailsms.store.mailout import NewMail, QueuedMail
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 
 log = logging.getLogger("mailsms.mailout")
 
@@ -44,7 +44,7 @@ def local_hostname(configured: str) -> str:
 
 @dataclass
 class Mailout:
-    store: SqliteStore
+    store: QueueStore
     agent: Agent
     hostname: str
     policy: RetryPolicy = field(default_factory=RetryPolicy)

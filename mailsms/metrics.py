@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from mailsms.store import ACTIVE_STATES, PART_QUEUED, PART_SENDING, StoredMessage
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from mailsms.store.status import oldest_waiting, state_counts
 from transports.base import Transport
 
@@ -46,7 +46,7 @@ class Running(Protocol):
     """What the live collector reads of the running daemon (``mailsms.daemon.Daemon``)."""
 
     @property
-    def store(self) -> SqliteStore | None: ...
+    def store(self) -> QueueStore | None: ...
 
     @property
     def scheduler(self) -> object | None: ...

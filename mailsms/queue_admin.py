@@ -9,7 +9,8 @@ from pathlib import Path
 
 from mailsms.address_params import iso_time
 from mailsms.store import DEFERRED, HOLD, QUEUED, StoredMessage, Summary
-from mailsms.store.sqlite import DB_NAME, SqliteStore
+from mailsms.store.engines import engine_of, open_store, sqlite_path
+from mailsms.store.queue import QueueStore
 
 
 def stamp(seconds: float) -> str:
@@ -71,15 +72,16 @@ def message_json(message: StoredMessage) -> dict[str, object]:
 
 
 class QueueAdmin:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: QueueStore) -> None:
         self.store = store
 
     @classmethod
-    def open(cls, state_dir: Path) -> QueueAdmin | None:
-        """None when there is no queue yet (the daemon never ran)."""
-        if not (state_dir / DB_NAME).exists():
+    def open(cls, state_dir: Path, url: str = "") -> QueueAdmin | None:
+        """The queue of ``store.url`` (``""``: SQLite in ``state_dir``); None when there is no
+        SQLite queue yet (the daemon never ran)."""
+        if engine_of(url) == "sqlite" and not sqlite_path(url, state_dir).exists():
             return None
-        return cls(SqliteStore.open(state_dir))
+        return cls(open_store(url, state_dir, node="tool"))
 
     def close(self) -> None:
         self.store.close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,9 +25,10 @@ from mailsms.mailout import Mailout
 from mailsms.notify import ACTIONS, DELAYED, DELIVERED, FAILED, RELAYED
 from mailsms.store import DEFERRED, QUEUED, reports
 from mailsms.store import mailout as mailout_store
+from mailsms.store.conn import Conn
 from mailsms.store.mailout import NewMail
+from mailsms.store.queue import QueueStore
 from mailsms.store.reports import ReportRow
-from mailsms.store.sqlite import SqliteStore
 from ndr import OriginalMail, RecipientStatus, Reporting, compose
 
 log = logging.getLogger("mailsms.reports")
@@ -56,7 +56,7 @@ class Due:
 
 @dataclass
 class Reporter:
-    store: SqliteStore
+    store: QueueStore
     mailout: Mailout
     maximal_queue_lifetime: float
     gather_time: float = GATHER_TIME
@@ -124,7 +124,7 @@ class Reporter:
         self.mailout.queued(mail)
 
 
-def _record(conn: sqlite3.Connection, *, ids: Sequence[str], event: int, mail: NewMail, now: float) -> list[str]:
+def _record(conn: Conn, *, ids: Sequence[str], event: int, mail: NewMail, now: float) -> list[str]:
     """One transaction: mark the event reported and queue the report (only if it was not reported before)."""
     fresh = reports.mark_reported(conn, ids, event, now)
     if fresh:
@@ -135,7 +135,7 @@ def _record(conn: sqlite3.Connection, *, ids: Sequence[str], event: int, mail: N
 # -- deciding what is due (reads) -----------------------------------------------------------------
 
 
-def plan_reports(conn: sqlite3.Connection, now: float, gather_time: float) -> tuple[list[Due], list[str]]:
+def plan_reports(conn: Conn, now: float, gather_time: float) -> tuple[list[Due], list[str]]:
     """Reports due by ``now``, one per mail and event; and the ids of rows whose warning
     time has come but that left the queue first (their warning is never sent)."""
     groups: dict[tuple[str, int], list[ReportRow]] = {}
@@ -159,7 +159,7 @@ def plan_reports(conn: sqlite3.Connection, now: float, gather_time: float) -> tu
     return plan, stale
 
 
-def _others_in_pass(conn: sqlite3.Connection, mail_id: str, rows: Sequence[ReportRow], now: float) -> bool:
+def _others_in_pass(conn: Conn, mail_id: str, rows: Sequence[ReportRow], now: float) -> bool:
     mine = {row.id for row in rows}
     return any(
         state in (QUEUED, DEFERRED) and next_attempt <= now

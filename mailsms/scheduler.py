@@ -17,6 +17,7 @@ import contextlib
 import functools
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from mailsms.errors import MailsmsError
 from mailsms.log import event
 from mailsms.metrics import Metrics
 from mailsms.store import EXPIRED, FAILED, HOLD, PART_QUEUED, PART_SENDING, StoredMessage
-from mailsms.store.sqlite import KEPT, EarlyReport, SqliteStore
+from mailsms.store.queue import KEPT, EarlyReport, QueueStore
 from transports.base import DeliveryReport, Outcome, OutgoingPart, OutgoingSms, PartResult, Transport
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ def gives_reports(transport: Transport | None) -> bool:
 
 @dataclass
 class Scheduler:
-    store: SqliteStore
+    store: QueueStore
     transports: Mapping[str, Transport]
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     concurrency: int = 4  # parallel submits per gateway
@@ -100,6 +101,7 @@ class Scheduler:
     _busy: dict[str | None, set[str]] = field(default_factory=dict)  # in flight, by gateway (None: unconfigured)
     _stopping: bool = False
     _orphans_due: float = float("-inf")
+    _released: list[str] = field(default_factory=list)  # landed since the last pass: their claims to give up
     # Makes the delivery status notifications that are due, on every pass (mailsms.reporter).
     reporter: Reporter | None = None
     # Targets, breakers, weights and rates (mailsms.dispatch); default: each transport its own target.
@@ -138,8 +140,17 @@ class Scheduler:
 
     async def run(self) -> None:
         await self.recover()
+        keeper = asyncio.create_task(self._keep_claims(), name="keep-claims") if self.store.lease_seconds else None
+        try:
+            await self._passes()
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+
+    async def _passes(self) -> None:
         while not self._stopping:
             now = self.clock()
+            self._release_landed()
             self._claim_due(now)
             self.passes += 1
             if self.reporter is not None:
@@ -159,9 +170,12 @@ class Scheduler:
         # What is due by ``now`` is in flight or waits for room, and a landing wakes us:
         # counting it (its state stays queued/deferred while in flight) would poll.
         next_due = self.store.next_due_time(after=now)
+        longest = self.policy.queue_run_delay
+        if self.store.lease_seconds:  # several nodes: look for claims that ran out (a node died)
+            longest = min(longest, self.store.lease_seconds / 4)
         if next_due is None:
-            return self.policy.queue_run_delay
-        return min(next_due - now, self.policy.queue_run_delay)
+            return longest
+        return min(next_due - now, longest)
 
     def _claim_due(self, now: float) -> None:
         """Start deliveries for due messages: per target (a gateway, a group, ``*``), never more
@@ -185,7 +199,7 @@ class Scheduler:
         room = limit - len(busy)
         if room <= 0:
             return  # a delivery that lands wakes us again
-        due = self.store.due(now, limit, gateway, other_than=targets)
+        due = self.store.claim(now, room, gateway, other_than=targets)
         claimed = [message_id for message_id in due if message_id not in self._in_flight][:room]
         for message_id, message in self.store.load_many(claimed).items():
             task = asyncio.create_task(self._deliver_guarded(message), name=f"deliver-{message_id}")
@@ -196,7 +210,27 @@ class Scheduler:
     def _landed(self, message_id: str, gateway: str | None, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(message_id, None)
         self._busy.get(gateway, set()).discard(message_id)
+        self._released.append(message_id)
         self._wake.set()  # room for the next due message
+
+    def _release_landed(self) -> None:
+        """Give up this node's claim on the messages that landed since the last pass (several nodes:
+        a deferred one may be tried by any node when it is due again)."""
+        if self._released:
+            landed, self._released = self._released, []
+            with contextlib.suppress(sqlite3.Error):  # the claims run out by themselves
+                self.store.release(landed)
+
+    async def _keep_claims(self) -> None:
+        """Several nodes: renew the claim on every message in flight, three times per lease, so
+        that no other node takes over a message this one is still sending."""
+        interval = self.store.lease_seconds / 3
+        while not self._stopping:
+            await asyncio.sleep(interval)
+            try:
+                self.store.renew(list(self._in_flight), self.clock())
+            except sqlite3.Error as exc:
+                log.warning("cannot renew the claim on %d message(s) in flight: %s", len(self._in_flight), exc)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop claiming; let messages in flight finish (up to ``grace`` seconds), then cancel."""
@@ -244,11 +278,40 @@ class Scheduler:
             await self.store.finish(message_id, HOLD, reason, "4.3.0", self.clock())
             log.warning(event(message_id, to=message.number, relay=message.gateway, status="hold", reason=reason))
 
+    async def _leave_to_node(self, message: StoredMessage) -> None:
+        """Parts of ``message`` went through a gateway that another node talks to (``nodes``): the rest
+        follow them there, so this node leaves it for a moment to that node."""
+        if not any(p.state == PART_QUEUED for p in message.parts):
+            return
+        now = self.clock()
+        wait = min(self.store.lease_seconds or self.policy.queue_run_delay, self.policy.queue_run_delay)
+        reason = f"waits for the node that talks to gateway {message.via!r}"
+        await self.store.defer(message.id, now + wait, reason, "4.4.1", now)
+        log.info(event(message.id, to=message.number, relay=message.via, status="deferred", reason=reason))
+
     async def _hold(self, message: StoredMessage, reason: str) -> None:
         await self.store.finish(message.id, HOLD, reason, "4.3.5", self.clock())
         log.warning(event(message.id, to=message.number, relay=message.gateway, status="hold", reason=reason))
 
+    async def _taken_over(self, message: StoredMessage) -> StoredMessage | None:
+        """``message`` as this node may send it: parts in ``sending`` of a node whose claim ran out
+        (it died while sending) settled as after a crash; None when another node must send it."""
+        if any(p.state == PART_SENDING for p in message.parts):
+            await self._recover_one(message)
+            reloaded = self.store.load(message.id)
+            if reloaded is None:
+                return None
+            message = reloaded
+        if message.via and message.via not in self.transports and self.gateways.knows(message.via):
+            await self._leave_to_node(message)
+            return None
+        return message
+
     async def deliver(self, message: StoredMessage) -> None:
+        taken = await self._taken_over(message)
+        if taken is None:
+            return
+        message = taken
         todo = {p.seq for p in message.parts if p.state == PART_QUEUED}
         if not todo:
             return
@@ -393,35 +456,43 @@ class Scheduler:
     # -- crash recovery and reports ------------------------------------------------
 
     async def recover(self) -> None:
-        """Settle parts left in ``sending`` by a crash (ARCHITECTURE.md, "Durable queue")."""
+        """Settle parts left in ``sending`` by a crash (ARCHITECTURE.md, "Durable queue"), or by
+        another node whose claim ran out (it died)."""
         for message_id in self.store.messages_with_sending_parts():
+            if not self.store.take(message_id, self.clock()):
+                continue  # another node has it (it is alive, or took it over first)
             message = self.store.load(message_id)
-            if message is None:
-                continue
-            sending = {p.seq for p in message.parts if p.state == PART_SENDING}
-            gateway = message.via or message.gateway
-            transport = self.transports.get(gateway)
-            known: dict[int, str] = {}
-            if transport is not None and transport.detects_duplicates:
-                found = await transport.already_submitted(outgoing(message, sending))
-                known = {seq: gateway_id for seq, gateway_id in found.items() if seq in sending}
-            now = self.clock()
-            if known:
-                await self.store.record_submitted(
-                    message_id, sorted(known.items()), now, relayed=not gives_reports(transport)
-                )
-            unknown = sorted(sending - known.keys())
-            if not unknown:
-                log.info(event(message_id, to=message.number, relay=gateway, status="recovered",
-                               reason="parts found in sending had reached the gateway"))  # fmt: skip
-                continue
-            maybe_sent = transport is None or not transport.detects_duplicates
-            await self.store.requeue_parts(message_id, unknown, possible_duplicate=maybe_sent, now=now)
-            if maybe_sent:
-                log.warning(
-                    event(message_id, to=message.number, relay=gateway, parts=f"{len(unknown)}",
-                          status="possible duplicate", reason="part found in sending after a restart is sent again")
-                )  # fmt: skip
+            if message is not None:
+                await self._recover_one(message)
+
+    async def _recover_one(self, message: StoredMessage) -> None:
+        """Parts of ``message`` in ``sending`` that nobody is sending: found at the gateway, or sent again
+        (flagged as a possible duplicate)."""
+        message_id = message.id
+        sending = {p.seq for p in message.parts if p.state == PART_SENDING}
+        gateway = message.via or message.gateway
+        transport = self.transports.get(gateway)
+        known: dict[int, str] = {}
+        if transport is not None and transport.detects_duplicates:
+            found = await transport.already_submitted(outgoing(message, sending))
+            known = {seq: gateway_id for seq, gateway_id in found.items() if seq in sending}
+        now = self.clock()
+        if known:
+            await self.store.record_submitted(
+                message_id, sorted(known.items()), now, relayed=not gives_reports(transport)
+            )
+        unknown = sorted(sending - known.keys())
+        if not unknown:
+            log.info(event(message_id, to=message.number, relay=gateway, status="recovered",
+                           reason="parts found in sending had reached the gateway"))  # fmt: skip
+            return
+        maybe_sent = transport is None or not transport.detects_duplicates
+        await self.store.requeue_parts(message_id, unknown, possible_duplicate=maybe_sent, now=now)
+        if maybe_sent:
+            log.warning(
+                event(message_id, to=message.number, relay=gateway, parts=f"{len(unknown)}",
+                      status="possible duplicate", reason="part found in sending after a restart is sent again")
+            )  # fmt: skip
 
     async def on_report(self, report: DeliveryReport) -> str | None:
         """A delivery report from a transport: mark the part delivered or failed; the message id, or None."""

@@ -50,8 +50,8 @@ from mailsms.segment import ReferenceCounter
 from mailsms.smtpproto import GatewayLMTP, GatewaySMTP, SmsEnvelope
 from mailsms.store import NewMessage
 from mailsms.store.accounts import get_account
+from mailsms.store.queue import QueueStore
 from mailsms.store.reports import KeptOriginal
-from mailsms.store.sqlite import SqliteStore
 from mailsms.values import in_networks
 from replylog.origin import authenticated_sender
 
@@ -69,7 +69,7 @@ class Handler:
     def __init__(
         self,
         config: Config,
-        store: SqliteStore | None,
+        store: QueueStore | None,
         wake: Callable[[], None],
         *,
         clock: Callable[[], float] = time.time,

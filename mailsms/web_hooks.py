@@ -31,7 +31,7 @@ from mailsms.errors import NotAuthorized, NotReady
 from mailsms.form import FormFields
 from mailsms.mo import parse_mo
 from mailsms.store.inbound import insert_inbound
-from mailsms.store.sqlite import KEPT
+from mailsms.store.queue import KEPT
 from mailsms.values import in_networks
 from mailsms.web_base import HttpError, check_rate, read_fields, services
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import sqlite3
 import time
 from dataclasses import dataclass
 
@@ -28,7 +27,8 @@ from mailsms.metrics import Metrics, Running, breaker_states, gateway_problem, s
 from mailsms.recent import RecentEvents
 from mailsms.status_page import AccountView, GatewayView, LinkView, StatusView, render
 from mailsms.store.accounts import list_accounts
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.conn import Conn
+from mailsms.store.queue import QueueStore
 from mailsms.store.status import oldest_waiting, search, state_counts
 from mailsms.values import in_networks
 from mailsms.web_base import HttpError, check_rate
@@ -111,7 +111,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=found.metrics.exposition(), headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
 
 
-async def store_problem(store: SqliteStore | None, timeout: float) -> str | None:
+async def store_problem(store: QueueStore | None, timeout: float) -> str | None:
     """Why the queue cannot be written now, or None: an empty transaction through its writer
     (``BEGIN IMMEDIATE`` takes the write lock, then ``COMMIT``) within ``timeout`` seconds."""
     if store is None:
@@ -223,7 +223,7 @@ def number_forms(typed: str) -> list[str]:
     return [cleaned] if cleaned else []
 
 
-def accounts(conn: sqlite3.Connection, now: float) -> list[AccountView]:
+def accounts(conn: Conn, now: float) -> list[AccountView]:
     """Every account with the messages counted in this month (UTC)."""
     month, today = month_of(now), today_of(now)
     views = []

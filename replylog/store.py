@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from mailsms.store.conn import Conn
 from replylog.links import Record, ReplyLink, link_for
 
 log = logging.getLogger("mailsms.replylog")
@@ -35,13 +36,13 @@ def create_replylog_schema(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS reply_link_mailbox ON reply_link(mailbox)")
 
 
-def has_replylog_table(conn: sqlite3.Connection) -> bool:
+def has_replylog_table(conn: Conn) -> bool:
     """False for a database the daemon has not migrated yet."""
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reply_link'").fetchone()
     return row is not None
 
 
-def record(conn: sqlite3.Connection, link: ReplyLink) -> None:
+def record(conn: Conn, link: ReplyLink) -> None:
     """Add ``link``, or refresh the link of the same mailbox and number (latest mail wins)."""
     conn.execute(
         f"INSERT INTO reply_link ({_COLUMNS}) VALUES (?,?,?,?,?,?,?) ON CONFLICT (number, mailbox) DO UPDATE SET"
@@ -51,7 +52,7 @@ def record(conn: sqlite3.Connection, link: ReplyLink) -> None:
     )
 
 
-def record_on_submit(conn: sqlite3.Connection, message_id: str, now: float, *, mode: Record) -> None:
+def record_on_submit(conn: Conn, message_id: str, now: float, *, mode: Record) -> None:
     """The queue writer's hook after parts of ``message_id`` were submitted: record its link.
 
     Runs in the writer's transaction, inside a savepoint of its own: a link
@@ -72,7 +73,7 @@ def record_on_submit(conn: sqlite3.Connection, message_id: str, now: float, *, m
         log.exception("%s: reply link not recorded", message_id)
 
 
-def _record_message(conn: sqlite3.Connection, message_id: str, now: float, mode: Record) -> None:
+def _record_message(conn: Conn, message_id: str, now: float, mode: Record) -> None:
     row = conn.execute(
         "SELECT number, CASE WHEN via != '' THEN via ELSE gateway END, sender, params, headers, authenticated"
         " FROM message WHERE id = ?",
@@ -89,7 +90,7 @@ def _record_message(conn: sqlite3.Connection, message_id: str, now: float, mode:
         record(conn, link)
 
 
-def live_links(conn: sqlite3.Connection, number: str, now: float, keep_seconds: float) -> list[ReplyLink]:
+def live_links(conn: Conn, number: str, now: float, keep_seconds: float) -> list[ReplyLink]:
     """The links of ``number`` not expired at ``now``, newest first."""
     rows = conn.execute(
         f"SELECT {_COLUMNS} FROM reply_link WHERE number = ? AND created > ? ORDER BY created DESC",
@@ -99,7 +100,7 @@ def live_links(conn: sqlite3.Connection, number: str, now: float, keep_seconds: 
 
 
 def list_links(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     number: str | None = None,
     mailbox: str | None = None,
@@ -128,7 +129,7 @@ def list_links(
     return [_link(row) for row in conn.execute(sql, args)]
 
 
-def purge(conn: sqlite3.Connection, before: float, limit: int = 10_000) -> int:
+def purge(conn: Conn, before: float, limit: int = 10_000) -> int:
     """Delete up to ``limit`` links created at or before ``before`` (the oldest first); how many went."""
     return conn.execute(
         "DELETE FROM reply_link WHERE (number, mailbox) IN"
@@ -137,7 +138,7 @@ def purge(conn: sqlite3.Connection, before: float, limit: int = 10_000) -> int:
     ).rowcount
 
 
-def count(conn: sqlite3.Connection) -> int:
+def count(conn: Conn) -> int:
     if not has_replylog_table(conn):
         return 0
     return int(conn.execute("SELECT COUNT(*) FROM reply_link").fetchone()[0])

@@ -1,9 +1,9 @@
-"""Shared fixtures: free ports, a temporary state directory, a running ``serve`` in-process."""
+"""Shared fixtures: free ports, a temporary state directory, a running ``serve`` in-process, a private PostgreSQL."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from mailsms.config import Config, ServerConfig, StateConfig
 from mailsms.daemon import Daemon
 from mailsms.values import ListenAddress
+from tests.support.postgres import PostgresCluster
 from tests.support.proc import free_port
 
 
@@ -50,3 +51,20 @@ async def daemon(config: Config) -> AsyncIterator[Daemon]:
 
 def replace_server(config: Config, **changes: object) -> Config:
     return dataclasses.replace(config, server=dataclasses.replace(config.server, **changes))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL server, started the first time a test asks for it, stopped at session end."""
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The URL of a fresh, empty database on ``postgres_cluster``; dropped after the test."""
+    url = postgres_cluster.create_database()
+    try:
+        yield url
+    finally:
+        postgres_cluster.drop_database(url)

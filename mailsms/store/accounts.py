@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 
 from mailsms.accounts import Account, counted
+from mailsms.store.conn import Conn
 
 _COLUMNS = ("user", "password_hash", "gateway", "description", "maxsend", "sent", "prevsent", "lastsent", "month",
             "expire", "inactive")  # fmt: skip
@@ -27,7 +28,7 @@ def create_accounts_schema(conn: sqlite3.Connection) -> None:
     )
 
 
-def has_accounts_table(conn: sqlite3.Connection) -> bool:
+def has_accounts_table(conn: Conn) -> bool:
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'account'").fetchone()
     return row is not None
 
@@ -49,7 +50,7 @@ def _account(row: tuple[object, ...]) -> Account:
     )
 
 
-def get_account(conn: sqlite3.Connection, user: str) -> Account | None:
+def get_account(conn: Conn, user: str) -> Account | None:
     """The account named ``user`` (exact, case-sensitive), or None."""
     if not has_accounts_table(conn):
         return None
@@ -57,13 +58,13 @@ def get_account(conn: sqlite3.Connection, user: str) -> Account | None:
     return _account(row) if row else None
 
 
-def list_accounts(conn: sqlite3.Connection) -> list[Account]:
+def list_accounts(conn: Conn) -> list[Account]:
     if not has_accounts_table(conn):
         return []
     return [_account(r) for r in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM account ORDER BY user")]
 
 
-def put_account(conn: sqlite3.Connection, account: Account) -> None:
+def put_account(conn: Conn, account: Account) -> None:
     """Insert or replace ``account`` (the caller holds the transaction)."""
     values = (
         account.user, account.password_hash, account.gateway, account.description, account.maxsend, account.sent,
@@ -73,12 +74,12 @@ def put_account(conn: sqlite3.Connection, account: Account) -> None:
     conn.execute(f"INSERT OR REPLACE INTO account ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 11)})", values)
 
 
-def delete_account(conn: sqlite3.Connection, user: str) -> bool:
+def delete_account(conn: Conn, user: str) -> bool:
     return conn.execute("DELETE FROM account WHERE user = ?", (user,)).rowcount > 0
 
 
 def record_sent(
-    conn: sqlite3.Connection,
+    conn: Conn,
     counts: Mapping[str, int],
     now: float,
     check: Callable[[Account, int], None] | None = None,

@@ -4,7 +4,7 @@ Each row is one SMS as it arrived (reassembly of concatenated parts and
 routing to a mailbox come later; ``state`` is ``received`` until then).  A
 gateway that delivers the same MO twice (same gateway, same non-empty SMSC
 id) gets the first row back, not a second one.  Rows are written through
-``SqliteStore.write``, so a webhook answers only after the commit.
+``QueueStore.write``, so a webhook answers only after the commit.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sqlite3
 from dataclasses import dataclass
 
 import sqlite_utils
+
+from mailsms.store.conn import Conn
 
 # MO states as ``mailsms inbound list`` shows them (a contract).
 RECEIVED = "received"
@@ -66,7 +68,7 @@ def create_inbound_schema(db: sqlite_utils.Database, conn: sqlite3.Connection) -
     conn.execute("CREATE INDEX IF NOT EXISTS inbound_received ON inbound(received)")
 
 
-def insert_inbound(conn: sqlite3.Connection, mo: NewInbound) -> tuple[str, bool]:
+def insert_inbound(conn: Conn, mo: NewInbound) -> tuple[str, bool]:
     """Store ``mo`` unless the gateway delivered it before: (row id, True when it was a repeat).
 
     Runs in the writer's transaction; the writer is the only one inserting, so
@@ -87,13 +89,13 @@ def insert_inbound(conn: sqlite3.Connection, mo: NewInbound) -> tuple[str, bool]
     return mo.id, False
 
 
-def has_inbound_table(conn: sqlite3.Connection) -> bool:
+def has_inbound_table(conn: Conn) -> bool:
     """False for a database the daemon has not migrated to version 2 yet."""
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inbound'").fetchone()
     return row is not None
 
 
-def list_inbound(conn: sqlite3.Connection, limit: int | None = None) -> list[InboundEntry]:
+def list_inbound(conn: Conn, limit: int | None = None) -> list[InboundEntry]:
     """Every stored MO, oldest first (the newest ``limit`` when given)."""
     if not has_inbound_table(conn):
         return []

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mailsms.reassembly import Assembled, GroupKey, Part, assemble, complete, concat_of, group_key
 from mailsms.store import mailout as mailout_store
+from mailsms.store.conn import Conn
 from mailsms.store.inbound import RECEIVED, NewInbound, insert_inbound
 from replylog.store import create_replylog_schema
 
@@ -97,7 +98,7 @@ def create_replies_schema(conn: sqlite3.Connection) -> None:
 # -- reads ------------------------------------------------------------------------------------
 
 
-def pending(conn: sqlite3.Connection, limit: int) -> list[StoredMo]:
+def pending(conn: Conn, limit: int) -> list[StoredMo]:
     """MOs in ``received``, oldest first."""
     rows = conn.execute(
         f"SELECT {_MO_COLUMNS} FROM inbound WHERE state = 'received' ORDER BY received, id LIMIT ?", (limit,)
@@ -105,13 +106,13 @@ def pending(conn: sqlite3.Connection, limit: int) -> list[StoredMo]:
     return [_mo(row) for row in rows]
 
 
-def oldest_waiting(conn: sqlite3.Connection) -> tuple[str, float] | None:
+def oldest_waiting(conn: Conn) -> tuple[str, float] | None:
     """(id, received) of the part that has waited longest for its siblings, or None."""
     row = conn.execute("SELECT id, received FROM inbound WHERE state = 'part' ORDER BY received, id LIMIT 1").fetchone()
     return (str(row[0]), float(row[1])) if row is not None else None
 
 
-def states(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+def states(conn: Conn, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """id -> (state, routed_to), for tests and tools."""
     marks = ",".join("?" for _ in ids)
     rows = conn.execute(f"SELECT id, state, routed_to FROM inbound WHERE id IN ({marks})", tuple(ids)).fetchall()
@@ -121,7 +122,7 @@ def states(conn: sqlite3.Connection, ids: Sequence[str]) -> dict[str, tuple[str,
 # -- operations run by the writer -------------------------------------------------------------
 
 
-def file_part(conn: sqlite3.Connection, *, mo_id: str, new_id: str, marker: str, since: float) -> Filed:
+def file_part(conn: Conn, *, mo_id: str, new_id: str, marker: str, since: float) -> Filed:
     """Put the part ``mo_id`` with its siblings; when it completes them, make the whole SMS (id ``new_id``).
 
     A part already joined into a whole SMS that arrived after ``since`` counts
@@ -150,7 +151,7 @@ def file_part(conn: sqlite3.Connection, *, mo_id: str, new_id: str, marker: str,
     return Filed("complete", new_id, len(parts), concat.total)
 
 
-def give_up(conn: sqlite3.Connection, *, part_id: str, new_id: str, marker: str) -> GivenUp | None:
+def give_up(conn: Conn, *, part_id: str, new_id: str, marker: str) -> GivenUp | None:
     """Join the waiting parts of the SMS ``part_id`` belongs to, whatever is missing (the marker stands in)."""
     row = conn.execute(f"SELECT {_MO_COLUMNS} FROM inbound WHERE id = ? AND state = 'part'", (part_id,)).fetchone()
     if row is None:
@@ -168,7 +169,7 @@ def give_up(conn: sqlite3.Connection, *, part_id: str, new_id: str, marker: str)
 
 
 def settle(
-    conn: sqlite3.Connection,
+    conn: Conn,
     *,
     mo_id: str,
     state: str,
@@ -186,13 +187,13 @@ def settle(
     if mail is not None:
         mailout_store.insert(conn, mail)
     if sms:
-        from mailsms.store.sqlite import insert_messages  # the queue store imports this module's schema
+        from mailsms.store.queue import insert_messages  # the queue store imports this module's schema
 
         insert_messages(conn, sms)
     return True
 
 
-def hold(conn: sqlite3.Connection, *, mo_id: str) -> None:
+def hold(conn: Conn, *, mo_id: str) -> None:
     """Keep ``mo_id`` out of the pipeline's way after it failed on it."""
     conn.execute("UPDATE inbound SET state = ? WHERE id = ? AND state IN ('received','part')", (HOLD, mo_id))
 
@@ -208,7 +209,7 @@ def _mo(row: Sequence[Any]) -> StoredMo:
     )  # fmt: skip
 
 
-def _waiting(conn: sqlite3.Connection, key: GroupKey) -> list[Part]:
+def _waiting(conn: Conn, key: GroupKey) -> list[Part]:
     """The parts of the SMS ``key`` waiting now (the partial index keeps this to the sender's waiting parts)."""
     rows = conn.execute(
         f"SELECT {_MO_COLUMNS} FROM inbound WHERE state = 'part' AND gateway = ? AND sender = ? ORDER BY received, id",
@@ -217,7 +218,7 @@ def _waiting(conn: sqlite3.Connection, key: GroupKey) -> list[Part]:
     return _of_group(rows, key)
 
 
-def _grouped(conn: sqlite3.Connection, key: GroupKey, state: str, since: float) -> list[Part]:
+def _grouped(conn: Conn, key: GroupKey, state: str, since: float) -> list[Part]:
     """Parts of the SMS ``key`` in ``state`` that arrived after ``since``."""
     rows = conn.execute(
         f"SELECT {_MO_COLUMNS} FROM inbound WHERE received >= ? AND state = ? AND gateway = ? AND sender = ?",
@@ -237,7 +238,7 @@ def _of_group(rows: Sequence[Sequence[Any]], key: GroupKey) -> list[Part]:
 
 
 def _join(
-    conn: sqlite3.Connection, key: GroupKey, parts: Sequence[Part], assembled: Assembled, *, new_id: str, coding: int
+    conn: Conn, key: GroupKey, parts: Sequence[Part], assembled: Assembled, *, new_id: str, coding: int
 ) -> None:
     whole = NewInbound(
         id=new_id, received=assembled.received, gateway=key.gateway, sender=key.sender, to=key.to,
@@ -247,5 +248,5 @@ def _join(
     _set(conn, [p.id for p in parts], JOINED, new_id)
 
 
-def _set(conn: sqlite3.Connection, ids: Sequence[str], state: str, routed_to: str) -> None:
+def _set(conn: Conn, ids: Sequence[str], state: str, routed_to: str) -> None:
     conn.executemany("UPDATE inbound SET state = ?, routed_to = ? WHERE id = ?", [(state, routed_to, i) for i in ids])

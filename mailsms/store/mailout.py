@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
+from mailsms.store.conn import Conn
+
 QUEUED = "queued"
 
 
@@ -41,7 +43,7 @@ class QueuedMail:
     origin: str
 
 
-def insert(conn: sqlite3.Connection, mail: NewMail) -> None:
+def insert(conn: Conn, mail: NewMail) -> None:
     """Add ``mail`` to the mail-out queue (inside the caller's transaction), due at once."""
     conn.execute(
         "INSERT INTO mailout (id, created, sender, recipients, message, state, attempts, next_attempt, reason,"
@@ -51,7 +53,7 @@ def insert(conn: sqlite3.Connection, mail: NewMail) -> None:
     )  # fmt: skip
 
 
-def due(conn: sqlite3.Connection, now: float, limit: int, exclude: Sequence[str] = ()) -> list[QueuedMail]:
+def due(conn: Conn, now: float, limit: int, exclude: Sequence[str] = ()) -> list[QueuedMail]:
     """Mail due by ``now``, oldest attempt first, without those in ``exclude`` (in flight)."""
     marks = ",".join("?" for _ in exclude)
     skip = f" AND id NOT IN ({marks})" if exclude else ""
@@ -66,7 +68,7 @@ def due(conn: sqlite3.Connection, now: float, limit: int, exclude: Sequence[str]
     ]
 
 
-def next_due_time(conn: sqlite3.Connection, after: float) -> float | None:
+def next_due_time(conn: Conn, after: float) -> float | None:
     """The earliest next attempt later than ``after`` (what is due already is in flight or waits for room)."""
     row = conn.execute(
         "SELECT MIN(next_attempt) FROM mailout WHERE state = 'queued' AND next_attempt > ?", (after,)
@@ -74,7 +76,7 @@ def next_due_time(conn: sqlite3.Connection, after: float) -> float | None:
     return float(row[0]) if row and row[0] is not None else None
 
 
-def pending(conn: sqlite3.Connection) -> list[QueuedMail]:
+def pending(conn: Conn) -> list[QueuedMail]:
     """Every mail still queued (tests and the queue tools)."""
     return due(conn, float("inf"), 1_000_000)
 
@@ -82,7 +84,7 @@ def pending(conn: sqlite3.Connection) -> list[QueuedMail]:
 # -- operations run by the writer ---------------------------------------------------------------
 
 
-def finish(conn: sqlite3.Connection, mail_id: str, accepted: bool = True) -> None:
+def finish(conn: Conn, mail_id: str, accepted: bool = True) -> None:
     """Every recipient is done: the mail leaves the queue, and an SMS it carried is
     ``delivered`` (``accepted``) or ``undeliverable``, in the same transaction."""
     conn.execute(
@@ -93,7 +95,7 @@ def finish(conn: sqlite3.Connection, mail_id: str, accepted: bool = True) -> Non
 
 
 def retry(
-    conn: sqlite3.Connection, mail_id: str, *, recipients: Sequence[str], next_attempt: float, reason: str, now: float
+    conn: Conn, mail_id: str, *, recipients: Sequence[str], next_attempt: float, reason: str, now: float
 ) -> None:
     """Try ``recipients`` (those not yet done) again at ``next_attempt``."""
     conn.execute(

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from mailsms.notify import DELAYED
+from mailsms.store.conn import Conn
 
 # Parts of an SQL SET clause: add the report of ``bit`` unless already reported or not wanted.
 _DUE = "report_due = report_due | (notify & ~reported & {bit})"
@@ -83,7 +84,7 @@ _ROW_COLUMNS = (
 )
 
 
-def _rows(conn: sqlite3.Connection, where: str, args: Sequence[object]) -> list[ReportRow]:
+def _rows(conn: Conn, where: str, args: Sequence[object]) -> list[ReportRow]:
     raw = conn.execute(f"SELECT {_ROW_COLUMNS} FROM message WHERE {where}", tuple(args)).fetchall()
     if not raw:
         return []
@@ -109,17 +110,17 @@ def _rows(conn: sqlite3.Connection, where: str, args: Sequence[object]) -> list[
     return result
 
 
-def due_reports(conn: sqlite3.Connection, limit: int) -> list[ReportRow]:
+def due_reports(conn: Conn, limit: int) -> list[ReportRow]:
     """Rows with an event awaiting its report (a partial index keeps this cheap)."""
     return _rows(conn, "report_due != 0 ORDER BY updated LIMIT ?", (limit,))
 
 
-def due_warnings(conn: sqlite3.Connection, now: float, limit: int) -> list[ReportRow]:
+def due_warnings(conn: Conn, now: float, limit: int) -> list[ReportRow]:
     """Rows whose delay warning time has come, whatever their state (the caller checks)."""
     return _rows(conn, "warn_at IS NOT NULL AND warn_at <= ? ORDER BY warn_at LIMIT ?", (now, limit))
 
 
-def siblings(conn: sqlite3.Connection, mail_id: str) -> list[tuple[str, str, float]]:
+def siblings(conn: Conn, mail_id: str) -> list[tuple[str, str, float]]:
     """(id, state, next_attempt) of every row of the mail ``mail_id``."""
     if not mail_id:
         return []
@@ -127,7 +128,7 @@ def siblings(conn: sqlite3.Connection, mail_id: str) -> list[tuple[str, str, flo
     return [(str(i), str(s), float(n)) for i, s, n in rows]
 
 
-def kept_original(conn: sqlite3.Connection, key: str) -> bytes | None:
+def kept_original(conn: Conn, key: str) -> bytes | None:
     row = conn.execute("SELECT content FROM original WHERE key = ?", (key,)).fetchone()
     return bytes(row[0]) if row is not None and row[0] is not None else None
 
@@ -135,13 +136,13 @@ def kept_original(conn: sqlite3.Connection, key: str) -> bytes | None:
 # -- operations run by the writer ------------------------------------------------------------
 
 
-def insert_original(conn: sqlite3.Connection, original: KeptOriginal, now: float) -> None:
+def insert_original(conn: Conn, original: KeptOriginal, now: float) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO original (key, content, created) VALUES (?,?,?)", (original.key, original.content, now)
     )
 
 
-def mark_reported(conn: sqlite3.Connection, ids: Sequence[str], bit: int, now: float) -> list[str]:
+def mark_reported(conn: Conn, ids: Sequence[str], bit: int, now: float) -> list[str]:
     """Record the report of event ``bit`` for ``ids``; returns the ids not reported before (the others are left)."""
     marks = ",".join("?" for _ in ids)
     fresh = [
@@ -163,13 +164,13 @@ def mark_reported(conn: sqlite3.Connection, ids: Sequence[str], bit: int, now: f
     return fresh
 
 
-def clear_warnings(conn: sqlite3.Connection, ids: Sequence[str]) -> None:
+def clear_warnings(conn: Conn, ids: Sequence[str]) -> None:
     """No warning for these any more: they left the queue before their warning time was handled."""
     marks = ",".join("?" for _ in ids)
     conn.execute(f"UPDATE message SET warn_at = NULL WHERE id IN ({marks})", tuple(ids))
 
 
-def drop_finished_originals(conn: sqlite3.Connection) -> int:
+def drop_finished_originals(conn: Conn) -> int:
     """Delete kept originals whose mail has no row left in the queue proper; the count."""
     return conn.execute(
         "DELETE FROM original WHERE NOT EXISTS (SELECT 1 FROM message m WHERE (m.id = original.key"

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from mailsms.store.conn import Conn
+
 COUNTERS = ("stored", "sent", "delivered", "failed", "expired")
 
 
@@ -65,7 +67,7 @@ def open_read_only(path: Path) -> sqlite3.Connection | None:
     return conn
 
 
-def _gateway_column(conn: sqlite3.Connection) -> str:
+def _gateway_column(conn: Conn) -> str:
     """The gateway that took the message when the schema records it (``via``), else the routed one."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(message)")}
     if not columns:
@@ -73,7 +75,7 @@ def _gateway_column(conn: sqlite3.Connection) -> str:
     return "COALESCE(NULLIF(m.via, ''), m.gateway)" if "via" in columns else "m.gateway"
 
 
-def day_rows(conn: sqlite3.Connection, since: float) -> list[DayRow]:
+def day_rows(conn: Conn, since: float) -> list[DayRow]:
     """Counters per day and gateway for messages stored at or after ``since``, oldest day first."""
     gateway = _gateway_column(conn)
     if not gateway:  # no queue table yet: nothing was ever stored

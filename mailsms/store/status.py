@@ -6,8 +6,9 @@ message's text, its headers or its parameters (where ``pass=`` could hide).
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from mailsms.store.conn import Conn
 
 # Messages not yet taken by a gateway: the age of the oldest is what an operator watches.
 WAITING_STATES = ("queued", "deferred", "hold")
@@ -31,19 +32,19 @@ class Found:
     dsn_code: str
 
 
-def state_counts(conn: sqlite3.Connection) -> dict[str, int]:
+def state_counts(conn: Conn) -> dict[str, int]:
     """Messages per state (one grouped query)."""
     return {str(state): int(n) for state, n in conn.execute("SELECT state, COUNT(*) FROM message GROUP BY state")}
 
 
-def oldest_waiting(conn: sqlite3.Connection) -> float | None:
+def oldest_waiting(conn: Conn) -> float | None:
     """When the oldest message not yet taken by a gateway was queued, or None when there is none."""
     marks = ",".join("?" for _ in WAITING_STATES)
     row = conn.execute(f"SELECT MIN(created) FROM message WHERE state IN ({marks})", WAITING_STATES).fetchone()
     return float(row[0]) if row and row[0] is not None else None
 
 
-def search(conn: sqlite3.Connection, term: str, limit: int = SEARCH_LIMIT) -> list[Found]:
+def search(conn: Conn, term: str, limit: int = SEARCH_LIMIT) -> list[Found]:
     """Messages whose queue id, number or envelope sender is ``term`` (the sender without case), newest first."""
     term = term.strip()
     if not term:

@@ -1,6 +1,6 @@
 """Group commit in a thread: every write pending when the writer wakes shares one transaction.
 
-The event loop hands an operation (a function of a ``sqlite3.Connection``)
+The event loop hands an operation (a function of a ``mailsms.store.conn.Conn``)
 to :class:`BatchWriter` and awaits its future.  The writer thread owns its
 own connection; it takes everything queued since its last commit, runs each
 operation inside a savepoint of one ``BEGIN IMMEDIATE`` transaction, commits
@@ -25,9 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mailsms.store.conn import Conn
+
 log = logging.getLogger("mailsms.store")
 
-Operation = Callable[[sqlite3.Connection], Any]
+Operation = Callable[[Conn], Any]
 
 
 @dataclass
@@ -53,7 +55,7 @@ class BatchWriter:
 
     def __init__(
         self,
-        connect: Callable[[], sqlite3.Connection],
+        connect: Callable[[], Conn],
         on_error: Callable[[BaseException], BaseException],
         name: str = "mailsms-store-writer",
     ) -> None:
@@ -93,7 +95,7 @@ class BatchWriter:
     # -- the thread ------------------------------------------------------------
 
     def _main(self) -> None:
-        conn: sqlite3.Connection | None = None
+        conn: Conn | None = None
         while True:
             with self._cond:
                 while not self._pending and not self._closed:
@@ -111,7 +113,7 @@ class BatchWriter:
         if conn is not None:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, batch: list[_Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+    def _commit(self, conn: Conn, batch: list[_Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except (sqlite3.Error, OSError) as exc:
@@ -143,7 +145,7 @@ class BatchWriter:
         return results
 
     @staticmethod
-    def _undo_job(conn: sqlite3.Connection) -> bool:
+    def _undo_job(conn: Conn) -> bool:
         """Roll back to the job's savepoint; False if the whole transaction is gone."""
         try:
             conn.execute("ROLLBACK TO job")

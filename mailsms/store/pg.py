@@ -1,0 +1,288 @@
+"""The queue on PostgreSQL: several mailsms nodes share one queue.
+
+:class:`PgConnection` gives psycopg 3 the face of a ``sqlite3.Connection``
+(see ``mailsms.store.conn``): the store's SQL is written once, ``?``
+placeholders become ``%s``, Python booleans are stored as the integers the
+schema keeps, and PostgreSQL's errors are raised as the ``sqlite3`` module's
+classes (a unique key as ``IntegrityError``, a full disk as an
+``OperationalError`` that says "full").  Each connection runs in autocommit
+mode, so ``BEGIN``/``COMMIT`` are statements, as with SQLite.
+
+:class:`PgStore` adds what several nodes need: messages are claimed with
+``FOR UPDATE SKIP LOCKED`` and a lease that the sending node renews; a node
+that dies leaves its messages to the others once the lease has run out
+(``mailsms.scheduler`` then treats their parts in ``sending`` as after a
+crash).  A commit that queues mail notifies the other nodes
+(``LISTEN/NOTIFY``), whose schedulers wake at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg.adapt import Loader
+from psycopg.pq import TransactionStatus
+
+from mailsms.errors import InternalError, MailsmsError, QueueFull
+from mailsms.store.conn import POSTGRESQL
+from mailsms.store.pg_schema import create_pg_schema
+from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore
+from mailsms.store.writer import BatchWriter
+
+log = logging.getLogger("mailsms.store")
+
+
+
+@functools.lru_cache(maxsize=2048)
+def translate(sql: str, with_params: bool) -> str:
+    """The store's SQL for psycopg: ``?`` outside quotes becomes ``%s`` (and ``%`` is doubled
+    when parameters are passed); ``BEGIN IMMEDIATE`` is ``BEGIN``."""
+    if sql == "BEGIN IMMEDIATE":
+        return "BEGIN"
+    out: list[str] = []
+    quote = ""
+    for char in sql:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "?":
+            out.append("%s")
+            continue
+        if char == "%" and with_params:
+            out.append("%%")
+            continue
+        out.append(char)
+    return "".join(out)
+
+
+def _value(value: object) -> object:
+    return int(value) if isinstance(value, bool) else value
+
+
+def _params(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        return {k: _value(v) for k, v in parameters.items()}
+    return tuple(_value(v) for v in parameters)
+
+
+class _NumericLoader(Loader):
+    """``SUM`` of integers is ``numeric`` in PostgreSQL: read it back as int (or float)."""
+
+    def load(self, data: Any) -> int | float:
+        text = bytes(data).decode()
+        try:
+            return int(text)
+        except ValueError:
+            return float(text)
+
+
+def _as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
+    """The ``sqlite3`` class that callers already handle for the same kind of failure."""
+    message = f"{type(exc).__name__}: {str(exc).strip()}"
+    if isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.OutOfMemory):
+        return sqlite3.OperationalError(f"database or disk is full ({message})")
+    if isinstance(exc, psycopg.IntegrityError):
+        return sqlite3.IntegrityError(message)
+    if isinstance(exc, psycopg.OperationalError | psycopg.errors.LockNotAvailable):
+        return sqlite3.OperationalError(message)
+    if isinstance(exc, psycopg.ProgrammingError | psycopg.DataError):
+        return sqlite3.ProgrammingError(message)
+    return sqlite3.DatabaseError(message)
+
+
+class PgConnection:
+    """One psycopg connection with the interface of ``mailsms.store.conn.Conn``; it reconnects
+    when the server went away (between transactions: a transaction in progress fails)."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, url: str, *, application: str = "mailsms") -> None:
+        self.url = url
+        self._application = application
+        self._lock = threading.RLock()
+        self._conn = self._connect()
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, application_name=self._application, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise _as_sqlite_error(exc) from exc
+        conn.adapters.register_loader("numeric", _NumericLoader)
+        return conn
+
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        return self._conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.info.transaction_status != TransactionStatus.IDLE
+
+    def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
+        with self._lock:
+            if self._conn.closed and not self.in_transaction:
+                self._conn = self._connect()
+            try:
+                if parameters:
+                    return self._conn.execute(translate(sql, True), _params(parameters))
+                return self._conn.execute(translate(sql, False))
+            except psycopg.Error as exc:
+                raise _as_sqlite_error(exc) from exc
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
+        rows = [_params(p) for p in parameters]
+        with self._lock:
+            cursor = self._conn.cursor()
+            if not rows:
+                return cursor
+            try:
+                cursor.executemany(translate(sql, True), rows)
+            except psycopg.Error as exc:
+                raise _as_sqlite_error(exc) from exc
+            return cursor
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def storage_error(exc: BaseException) -> MailsmsError:
+    """A failed commit: 452 4.3.1 when the server's disk is full, else 451 4.3.0."""
+    if isinstance(exc, sqlite3.Error) and "full" in str(exc).lower():
+        return QueueFull("queue write error: insufficient system storage")
+    return InternalError("queue write error")
+
+
+class PgStore(QueueStore):
+    """The queue in a PostgreSQL database, shared by every node whose ``store.url`` names it."""
+
+    notifies = True
+
+    def __init__(self, url: str, *, node: str, lease_seconds: float = 60.0) -> None:
+        self.url = url
+        self.node = node
+        self.lease_seconds = lease_seconds
+        name = f"mailsms {node}"
+        conn = PgConnection(url, application=name)
+        create_pg_schema(conn)
+        writer = BatchWriter(functools.partial(PgConnection, url, application=f"{name} writer"), storage_error)
+        super().__init__(conn, writer)
+        self._listener: _Listener | None = None
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
+        super().close()
+
+    # -- several nodes: claims and leases ----------------------------------------
+
+    def claim(
+        self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()
+    ) -> list[str]:
+        """Claim up to ``limit`` due messages for this node: rows another node is claiming are
+        skipped (``SKIP LOCKED``), and a claim holds until ``now + lease_seconds``
+        unless renewed; a node's own expired or live claims are its to take again."""
+        if gateway is not None:
+            where, args = "gateway = ?", [gateway]
+        elif other_than:
+            where, args = f"gateway NOT IN ({','.join('?' for _ in other_than)})", list(other_than)
+        else:
+            where, args = "TRUE", []
+        rows = self.conn.execute(
+            "UPDATE message SET lease_node = ?, lease_until = ? WHERE id IN ("
+            " SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ?"
+            f" AND {where} AND (lease_until IS NULL OR lease_until <= ? OR lease_node = ?)"
+            " ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt",
+            (self.node, now + self.lease_seconds, now, *args, now, self.node, limit),
+        ).fetchall()
+        return [r[0] for r in sorted(rows, key=lambda r: r[1])]
+
+    def take(self, message_id: str, now: float) -> bool:
+        return (
+            self.conn.execute(
+                "UPDATE message SET lease_node = ?, lease_until = ? WHERE id = ?"
+                " AND (lease_until IS NULL OR lease_until <= ? OR lease_node = ?)",
+                (self.node, now + self.lease_seconds, message_id, now, self.node),
+            ).rowcount
+            == 1
+        )
+
+    def renew(self, message_ids: Sequence[str], now: float) -> int:
+        """Extend this node's claim on the messages it is still sending; how many it still holds."""
+        if not message_ids:
+            return 0
+        return self.conn.execute(
+            "UPDATE message SET lease_until = ? WHERE lease_node = ? AND id = ANY(?)",
+            (now + self.lease_seconds, self.node, list(message_ids)),
+        ).rowcount
+
+    def release(self, message_ids: Sequence[str]) -> None:
+        """This node is done with these messages (they landed): other nodes may take them at once."""
+        if message_ids:
+            self.conn.execute(
+                "UPDATE message SET lease_until = NULL WHERE lease_node = ? AND id = ANY(?)",
+                (self.node, list(message_ids)),
+            )
+
+    def messages_with_sending_parts(self) -> list[str]:
+        """At start: parts left in ``sending`` by this node, or by a node whose lease has run out."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
+            " WHERE p.state = 'sending' AND (m.lease_node = ? OR m.lease_until IS NULL OR m.lease_until <= ?)",
+            (self.node, time.time()),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def listen(self, wake: Callable[[], object]) -> None:
+        """Call ``wake`` (from a thread) when another node has committed new mail."""
+        if self._listener is None:
+            self._listener = _Listener(self.url, wake)
+            self._listener.start()
+
+
+class _Listener:
+    """A thread with its own connection that waits for NOTIFY and wakes the scheduler."""
+
+    def __init__(self, url: str, wake: Callable[[], object]) -> None:
+        self._url = url
+        self._wake = wake
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="mailsms-pg-listen", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _main(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._url, autocommit=True, application_name="mailsms listen") as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake()
+            except psycopg.Error as exc:
+                log.warning("queue notifications: %s; listening again shortly", str(exc).strip())
+                self._stop.wait(2.0)
+
+
+@contextlib.contextmanager
+def connection(url: str) -> Iterator[PgConnection]:
+    conn = PgConnection(url, application="mailsms tool")
+    try:
+        yield conn
+    finally:
+        conn.close()
