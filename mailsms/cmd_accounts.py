@@ -17,7 +17,6 @@ from mailsms.errors import EX_DATAERR, EX_NOINPUT, EX_OK
 from mailsms.store.conn import Conn
 
 if TYPE_CHECKING:
-
     from mailsms.accounts import Account
 
 
@@ -79,24 +78,20 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mailsms import config
-    from mailsms.store.sqlite import DB_NAME, connect
+    from mailsms.store.engines import connect_existing, engine_of, open_store, sqlite_path
 
     loaded = config.load(config.config_path(getattr(args, "config", None)))
-    path = loaded.state_dir / DB_NAME
-    if args.action in ("list", "show", "export") and not path.exists():
-        conn = None
-    else:
+    url = loaded.store.url
+    if args.action not in ("list", "show", "export") and (
+        engine_of(url) == "postgresql" or not sqlite_path(url, loaded.state_dir).exists()
+    ):
         from mailsms.daemon import prepare_state_dir
-        from mailsms.store.schema import create_schema
 
-        prepare_state_dir(loaded.state_dir)
-        conn = connect(path)
-        create_schema(conn)
-    try:
+        if engine_of(url) == "sqlite":
+            prepare_state_dir(loaded.state_dir)
+        open_store(url, loaded.state_dir, node="tool").close()  # creates or migrates the schema
+    with connect_existing(url, loaded.state_dir) as conn:
         return _ACTIONS[args.action](conn, args)
-    finally:
-        if conn is not None:
-            conn.close()
 
 
 def _read_password(args: argparse.Namespace) -> str:

@@ -33,18 +33,14 @@ def register(sub: Any, parent: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from mailsms import config
+    from mailsms.store.engines import connect_existing
     from mailsms.store.inbound import list_inbound
-    from mailsms.store.sqlite import DB_NAME, connect
 
     loaded = config.load(config.config_path(getattr(args, "config", None)))
-    path = loaded.state_dir / DB_NAME
     entries: list[InboundEntry] = []
-    if path.exists():
-        conn = connect(path)
-        try:
+    with connect_existing(loaded.store.url, loaded.state_dir) as conn:
+        if conn is not None:
             entries = list_inbound(conn, args.limit)
-        finally:
-            conn.close()
     print(render_json(entries) if args.json else render_table(entries))
     return EX_OK
 

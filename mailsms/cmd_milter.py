@@ -45,11 +45,12 @@ async def _serve(loaded: Any, spec: str) -> int:
 
     from mailsms.daemon import ListenError
     from mailsms.server import Handler
-    from mailsms.store.sqlite import DB_NAME, SqliteStore
+    from mailsms.store.engines import engine_of, open_store, sqlite_path
     from milter.server import start_milter
 
-    path = loaded.state_dir / DB_NAME
-    store = SqliteStore(path) if path.exists() else None  # accounts are checked when the state exists
+    url = loaded.store.url
+    exists = engine_of(url) == "postgresql" or sqlite_path(url, loaded.state_dir).exists()
+    store = open_store(url, loaded.state_dir, node="milter") if exists else None  # accounts: once there is state
     handler = Handler(loaded, store, lambda: None)
     try:
         try:

@@ -41,23 +41,19 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from mailsms import config
-    from mailsms.store.sqlite import DB_NAME, connect
+    from mailsms.store.engines import connect_existing
 
     loaded = config.load(config.config_path(getattr(args, "config", None)))
     keep = loaded.replylog.keep_minutes * 60.0
     now = time.time()
-    path = loaded.state_dir / DB_NAME
-    if args.action == "purge":
-        gone = _purge(path, now - keep) if path.exists() else 0
-        print(f"mailsms: {gone} expired link{'s' * (gone != 1)} purged")
-        return EX_OK
     links: list[ReplyLink] = []
-    if path.exists():
-        conn = connect(path)
-        try:
+    with connect_existing(loaded.store.url, loaded.state_dir) as conn:
+        if args.action == "purge":
+            gone = _purge(conn, now - keep) if conn is not None else 0
+            print(f"mailsms: {gone} expired link{'s' * (gone != 1)} purged")
+            return EX_OK
+        if conn is not None:
             links = _list(conn, args, loaded, None if args.all else now - keep)
-        finally:
-            conn.close()
     print(render_json(links, keep, now) if args.json else render_table(links, keep, now))
     return EX_OK
 
@@ -76,28 +72,23 @@ def _list(conn: Any, args: argparse.Namespace, loaded: Any, since: float | None)
     return list_links(conn, number=number, mailbox=mailbox, since=since, limit=args.limit)
 
 
-def _purge(path: Any, before: float) -> int:
-    from mailsms.store.sqlite import connect
+def _purge(conn: Any, before: float) -> int:
     from replylog.store import has_replylog_table, purge
 
-    conn = connect(path)
-    try:
-        if not has_replylog_table(conn):
-            return 0
-        total = 0
-        while True:  # in batches: the daemon's writer never waits long for the lock
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                gone = purge(conn, before)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            total += gone
-            if gone < 10_000:
-                return total
-    finally:
-        conn.close()
+    if not has_replylog_table(conn):
+        return 0
+    total = 0
+    while True:  # in batches: the daemon's writer never waits long for the lock
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            gone = purge(conn, before)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        total += gone
+        if gone < 10_000:
+            return total
 
 
 def link_json(link: ReplyLink, keep: float, now: float) -> dict[str, object]:

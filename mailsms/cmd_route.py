@@ -96,19 +96,11 @@ def _account_gateway(loaded: Config, user: str) -> str:
     """The account's gateway from the state database, read only; "" when there is none."""
     if not user:
         return ""
-    import sqlite3
-
     from mailsms.store.accounts import get_account, has_accounts_table
-    from mailsms.store.sqlite import DB_NAME
+    from mailsms.store.engines import connect_existing
 
-    path = loaded.state_dir / DB_NAME
-    if not path.exists():
-        return ""
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        account = get_account(conn, user) if has_accounts_table(conn) else None
-    finally:
-        conn.close()
+    with connect_existing(loaded.store.url, loaded.state_dir, read_only=True) as conn:
+        account = get_account(conn, user) if conn is not None and has_accounts_table(conn) else None
     return account.gateway if account is not None else ""
 
 

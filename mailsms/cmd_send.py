@@ -188,15 +188,16 @@ def _read_list(path: str) -> str:
 def _send(loaded: Config, args: argparse.Namespace, rows: list[Row], text: str) -> int:
     import asyncio
 
-    from mailsms.store.sqlite import DB_NAME, SqliteStore
+    from mailsms.store.engines import engine_of, open_store, sqlite_path
 
-    if not (loaded.state_dir / DB_NAME).is_file():
+    url = loaded.store.url
+    if engine_of(url) == "sqlite" and not sqlite_path(url, loaded.state_dir).is_file():
         print(f"mailsms: no queue in {loaded.state_dir} (state.dir): start the daemon there once, "
               "or give the configuration it runs with", file=sys.stderr)  # fmt: skip
         return EX_NOINPUT
     from mailsms.server import Handler
 
-    store = SqliteStore.open(loaded.state_dir)
+    store = open_store(url, loaded.state_dir, node="tool")
     try:
         handler = Handler(loaded, store, _no_wake, new_id=cli_queue_ids())
         sender = Sender(handler, args, progress=sys.stderr if sys.stderr.isatty() and args.file else None)

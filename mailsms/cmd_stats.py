@@ -39,21 +39,18 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from mailsms import config
-    from mailsms.store.sqlite import DB_NAME
-    from mailsms.store.stats import day_rows, first_day, open_read_only
+    from mailsms.store.engines import connect_existing
+    from mailsms.store.stats import day_rows, first_day
 
     loaded = config.load(config.config_path(getattr(args, "config", None)))
     since = first_day(time.time(), args.days)
-    conn = open_read_only(loaded.state_dir / DB_NAME)
-    if conn is None:
-        print(f"mailsms: no queue in {loaded.state_dir} (the daemon never ran there): nothing to count",
-              file=sys.stderr)  # fmt: skip
-        rows: list[DayRow] = []
-    else:
-        try:
+    rows: list[DayRow] = []
+    with connect_existing(loaded.store.url, loaded.state_dir, read_only=True) as conn:
+        if conn is None:
+            print(f"mailsms: no queue in {loaded.state_dir} (the daemon never ran there): nothing to count",
+                  file=sys.stderr)  # fmt: skip
+        else:
             rows = day_rows(conn, since)
-        finally:
-            conn.close()
     print(json.dumps(as_json(rows)) if args.json else render_table(rows, args.days))
     return EX_OK
 

@@ -7,7 +7,8 @@ returns ``Problem`` values, one line each; errors stop the start with the
 exit code of the first one, warnings are logged.
 
 * the state directory: a writable directory (``EX_CANTCREAT``);
-* the queue file: ``PRAGMA quick_check`` (``EX_IOERR``), and a schema no
+* the queue: PostgreSQL reachable (``EX_UNAVAILABLE``); SQLite's file:
+  ``PRAGMA quick_check`` (``EX_IOERR``), and a schema no
   newer than this version knows (a downgrade: ``EX_CONFIG``);
 * each gateway's files: smstools/gammu spool folders mailsms must read and
   write, a modem's serial device (missing: a warning, the transport keeps
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from mailsms.config import Config, GatewayConfig
 from mailsms.errors import EX_CANTCREAT, EX_CONFIG, EX_IOERR, EX_NOPERM, EX_UNAVAILABLE, MailsmsError
+from mailsms.store.engines import engine_of, redact_url, sqlite_path
 from mailsms.store.schema import SCHEMA_VERSION
 from mailsms.store.sqlite import DB_NAME
 from mailsms.values import ListenAddress
@@ -83,9 +85,39 @@ def check_state_dir(path: Path, access: Access = os.access) -> Iterator[Problem]
         yield Problem(f"state directory {path} (state.dir) cannot be created: {parent} is not writable", EX_CANTCREAT)
 
 
-def check_database(state_dir: Path, known_version: int = SCHEMA_VERSION) -> Iterator[Problem]:
+def check_store(config: Config) -> Iterator[Problem]:
+    """The queue of ``store.url``: SQLite's file is checked here; PostgreSQL is checked by connecting."""
+    url = config.store.url
+    try:
+        engine = engine_of(url)
+    except MailsmsError as exc:
+        yield Problem(str(exc), EX_CONFIG)
+        return
+    if engine == "postgresql":
+        yield from _check_postgresql(url)
+    else:
+        yield from check_database(config.state_dir, path=sqlite_path(url, config.state_dir))
+
+
+def _check_postgresql(url: str) -> Iterator[Problem]:
+    try:
+        import psycopg
+    except ImportError:
+        yield Problem("store.url names PostgreSQL, but psycopg is not installed: pip install 'mailsms[postgresql]'",
+                      EX_CONFIG)  # fmt: skip
+        return
+    try:
+        psycopg.connect(url, connect_timeout=10).close()
+    except psycopg.Error as exc:
+        yield Problem(f"cannot reach the queue at {redact_url(url)} (store.url): {_one_line([str(exc)])}",
+                      EX_UNAVAILABLE)  # fmt: skip
+
+
+def check_database(
+    state_dir: Path, known_version: int = SCHEMA_VERSION, *, path: Path | None = None
+) -> Iterator[Problem]:
     """``PRAGMA quick_check`` of the queue file, and its schema version (none yet: nothing to check)."""
-    path = state_dir / DB_NAME
+    path = path or state_dir / DB_NAME
     if not path.is_file():
         return
     try:
@@ -221,7 +253,7 @@ def bind_problem(address: ListenAddress, key: str) -> Problem | None:
 
 def startup_problems(config: Config, *, listeners: bool = False) -> list[Problem]:
     """Every problem found, errors first; ``listeners`` also binds each listen address."""
-    problems = [*check_state_dir(config.state_dir), *check_database(config.state_dir)]
+    problems = [*check_state_dir(config.state_dir), *check_store(config)]
     problems += check_gateways(config.gateways)
     if listeners:
         problems += check_listeners(config)

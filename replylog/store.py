@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, has_table
 from replylog.links import Record, ReplyLink, link_for
 
 log = logging.getLogger("mailsms.replylog")
@@ -38,8 +38,7 @@ def create_replylog_schema(conn: sqlite3.Connection) -> None:
 
 def has_replylog_table(conn: Conn) -> bool:
     """False for a database the daemon has not migrated yet."""
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reply_link'").fetchone()
-    return row is not None
+    return has_table(conn, "reply_link")
 
 
 def record(conn: Conn, link: ReplyLink) -> None:

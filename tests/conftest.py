@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailsms.config import Config, ServerConfig, StateConfig
+from mailsms.config import Config, ServerConfig, StateConfig, StoreConfig
 from mailsms.daemon import Daemon
 from mailsms.values import ListenAddress
 from tests.support.postgres import PostgresCluster
@@ -25,10 +25,20 @@ def state_dir(tmp_path: Path) -> Path:
     return tmp_path / "var"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """``store.url`` of the test's configuration: every test that runs a daemon runs on both stores."""
+    if request.param == "sqlite":
+        return ""
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-def config(state_dir: Path) -> Config:
-    """Defaults, with listeners on ephemeral loopback ports and state under tmp_path."""
+def config(state_dir: Path, store_url: str) -> Config:
+    """Defaults, with listeners on ephemeral loopback ports, state under tmp_path, and the store
+    of ``store_url``."""
     return Config(
+        store=StoreConfig(url=store_url),
         server=ServerConfig(
             lmtp_listen=ListenAddress("127.0.0.1", 0),
             smtp_listen=None,
@@ -56,7 +66,10 @@ def replace_server(config: Config, **changes: object) -> Config:
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A private PostgreSQL server, started the first time a test asks for it, stopped at session end."""
-    with PostgresCluster() as cluster:
+    # On tmpfs when there is one: databases are made per test, and a killed mailsms (what the crash
+    # tests do) loses nothing committed whichever file system the server writes to.
+    shm = Path("/dev/shm")
+    with PostgresCluster(parent=shm if shm.is_dir() else None) as cluster:
         yield cluster
 
 

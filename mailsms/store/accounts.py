@@ -12,9 +12,10 @@ import sqlite3
 from collections.abc import Callable, Mapping
 
 from mailsms.accounts import Account, counted
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, for_update, has_table
 
-_COLUMNS = ("user", "password_hash", "gateway", "description", "maxsend", "sent", "prevsent", "lastsent", "month",
+# "user" is quoted: a reserved word in PostgreSQL.
+_COLUMNS = ('"user"', "password_hash", "gateway", "description", "maxsend", "sent", "prevsent", "lastsent", "month",
             "expire", "inactive")  # fmt: skip
 
 
@@ -29,8 +30,7 @@ def create_accounts_schema(conn: sqlite3.Connection) -> None:
 
 
 def has_accounts_table(conn: Conn) -> bool:
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'account'").fetchone()
-    return row is not None
+    return has_table(conn, "account")
 
 
 def _account(row: tuple[object, ...]) -> Account:
@@ -54,14 +54,15 @@ def get_account(conn: Conn, user: str) -> Account | None:
     """The account named ``user`` (exact, case-sensitive), or None."""
     if not has_accounts_table(conn):
         return None
-    row = conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM account WHERE user = ?", (user,)).fetchone()
+    sql = f'SELECT {", ".join(_COLUMNS)} FROM account WHERE "user" = ?{for_update(conn)}'
+    row = conn.execute(sql, (user,)).fetchone()
     return _account(row) if row else None
 
 
 def list_accounts(conn: Conn) -> list[Account]:
     if not has_accounts_table(conn):
         return []
-    return [_account(r) for r in conn.execute(f"SELECT {', '.join(_COLUMNS)} FROM account ORDER BY user")]
+    return [_account(r) for r in conn.execute(f'SELECT {", ".join(_COLUMNS)} FROM account ORDER BY "user"')]
 
 
 def put_account(conn: Conn, account: Account) -> None:
@@ -71,11 +72,16 @@ def put_account(conn: Conn, account: Account) -> None:
         account.prevsent, account.lastsent, account.month, account.expire.isoformat() if account.expire else "",
         int(account.inactive),
     )  # fmt: skip
-    conn.execute(f"INSERT OR REPLACE INTO account ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 11)})", values)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+    conn.execute(
+        f"INSERT INTO account ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * 11)})"
+        f' ON CONFLICT ("user") DO UPDATE SET {updates}',
+        values,
+    )
 
 
 def delete_account(conn: Conn, user: str) -> bool:
-    return conn.execute("DELETE FROM account WHERE user = ?", (user,)).rowcount > 0
+    return conn.execute('DELETE FROM account WHERE "user" = ?', (user,)).rowcount > 0
 
 
 def record_sent(

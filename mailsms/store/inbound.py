@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, has_table
 
 # MO states as ``mailsms inbound list`` shows them (a contract).
 RECEIVED = "received"
@@ -91,8 +91,7 @@ def insert_inbound(conn: Conn, mo: NewInbound) -> tuple[str, bool]:
 
 def has_inbound_table(conn: Conn) -> bool:
     """False for a database the daemon has not migrated to version 2 yet."""
-    row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'inbound'").fetchone()
-    return row is not None
+    return has_table(conn, "inbound")
 
 
 def list_inbound(conn: Conn, limit: int | None = None) -> list[InboundEntry]:
@@ -101,7 +100,7 @@ def list_inbound(conn: Conn, limit: int | None = None) -> list[InboundEntry]:
         return []
     sql = (
         "SELECT id, gateway, sender, recipient, text, udh, coding, smsc_id, received, state, routed_to"
-        " FROM inbound ORDER BY received DESC, rowid DESC"
+        " FROM inbound ORDER BY received DESC, id DESC"
     )
     rows = conn.execute(sql + " LIMIT ?", (limit,)) if limit is not None else conn.execute(sql)
     entries = [

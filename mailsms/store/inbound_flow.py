@@ -237,9 +237,7 @@ def _of_group(rows: Sequence[Sequence[Any]], key: GroupKey) -> list[Part]:
     return parts
 
 
-def _join(
-    conn: Conn, key: GroupKey, parts: Sequence[Part], assembled: Assembled, *, new_id: str, coding: int
-) -> None:
+def _join(conn: Conn, key: GroupKey, parts: Sequence[Part], assembled: Assembled, *, new_id: str, coding: int) -> None:
     whole = NewInbound(
         id=new_id, received=assembled.received, gateway=key.gateway, sender=key.sender, to=key.to,
         text=assembled.text, coding=coding, data=assembled.data,

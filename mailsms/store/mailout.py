@@ -94,9 +94,7 @@ def finish(conn: Conn, mail_id: str, accepted: bool = True) -> None:
     conn.execute("DELETE FROM mailout WHERE id = ?", (mail_id,))
 
 
-def retry(
-    conn: Conn, mail_id: str, *, recipients: Sequence[str], next_attempt: float, reason: str, now: float
-) -> None:
+def retry(conn: Conn, mail_id: str, *, recipients: Sequence[str], next_attempt: float, reason: str, now: float) -> None:
     """Try ``recipients`` (those not yet done) again at ``next_attempt``."""
     conn.execute(
         "UPDATE mailout SET recipients = ?, attempts = attempts + 1, next_attempt = ?, reason = ?, updated = ?"

@@ -41,7 +41,6 @@ from mailsms.store.writer import BatchWriter
 log = logging.getLogger("mailsms.store")
 
 
-
 @functools.lru_cache(maxsize=2048)
 def translate(sql: str, with_params: bool) -> str:
     """The store's SQL for psycopg: ``?`` outside quotes becomes ``%s`` (and ``%`` is doubled
@@ -186,9 +185,7 @@ class PgStore(QueueStore):
 
     # -- several nodes: claims and leases ----------------------------------------
 
-    def claim(
-        self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()
-    ) -> list[str]:
+    def claim(self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()) -> list[str]:
         """Claim up to ``limit`` due messages for this node: rows another node is claiming are
         skipped (``SKIP LOCKED``), and a claim holds until ``now + lease_seconds``
         unless renewed; a node's own expired or live claims are its to take again."""

@@ -108,4 +108,3 @@ def _version(conn: Conn) -> int:
         return 0
     found = conn.execute("SELECT MAX(version) FROM mailsms_schema").fetchone()
     return int(found[0] or 0)
-

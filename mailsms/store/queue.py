@@ -148,9 +148,7 @@ class QueueStore:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def claim(
-        self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()
-    ) -> list[str]:
+    def claim(self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()) -> list[str]:
         """Due messages this node may start: with one node, the due ones (the scheduler's own
         bookkeeping keeps one from being started twice)."""
         return self.due(now, limit, gateway, other_than=other_than)
@@ -431,9 +429,7 @@ def _fall_back(conn: Conn, *, message_id: str, copy_id: str, reason: str, note: 
     return True
 
 
-def _requeue_parts(
-    conn: Conn, *, message_id: str, seqs: Sequence[int], possible_duplicate: bool, now: float
-) -> None:
+def _requeue_parts(conn: Conn, *, message_id: str, seqs: Sequence[int], possible_duplicate: bool, now: float) -> None:
     conn.executemany(
         "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND seq = ?",
         [(now, message_id, s) for s in seqs],
@@ -471,9 +467,7 @@ class EarlyReport:
     dsn_code: str
 
 
-def _apply_early_reports(
-    conn: Conn, message_id: str, gateway_msgids: Sequence[str], now: float
-) -> list[EarlyReport]:
+def _apply_early_reports(conn: Conn, message_id: str, gateway_msgids: Sequence[str], now: float) -> list[EarlyReport]:
     if not gateway_msgids:
         return []
     row = conn.execute(f"SELECT {_GATEWAY_OF} FROM message m WHERE id = ?", (message_id,)).fetchone()
@@ -497,9 +491,7 @@ def _apply_early_reports(
     return early
 
 
-def _defer(
-    conn: Conn, *, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float
-) -> None:
+def _defer(conn: Conn, *, message_id: str, next_attempt: float, reason: str, dsn_code: str, now: float) -> None:
     conn.execute(
         "UPDATE part SET state = 'queued', updated = ? WHERE message_id = ? AND state = 'sending'",
         (now, message_id),
@@ -548,8 +540,9 @@ def _record_report(
         if sending is None:
             return None
         conn.execute(
-            "INSERT OR REPLACE INTO early_report (gateway, gateway_msgid, delivered, reason, dsn_code, received)"
-            " VALUES (?,?,?,?,?,?)",
+            "INSERT INTO early_report (gateway, gateway_msgid, delivered, reason, dsn_code, received)"
+            " VALUES (?,?,?,?,?,?) ON CONFLICT (gateway, gateway_msgid) DO UPDATE SET delivered = excluded.delivered,"
+            " reason = excluded.reason, dsn_code = excluded.dsn_code, received = excluded.received",
             (gateway, gateway_msgid, int(delivered), reason, dsn_code, now),
         )
         conn.execute("DELETE FROM early_report WHERE received < ?", (now - EARLY_REPORT_KEEP,))

@@ -138,7 +138,9 @@ def kept_original(conn: Conn, key: str) -> bytes | None:
 
 def insert_original(conn: Conn, original: KeptOriginal, now: float) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO original (key, content, created) VALUES (?,?,?)", (original.key, original.content, now)
+        "INSERT INTO original (key, content, created) VALUES (?,?,?)"
+        " ON CONFLICT (key) DO UPDATE SET content = excluded.content, created = excluded.created",
+        (original.key, original.content, now),
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from mailsms.store.conn import Conn
+from mailsms.store.conn import POSTGRESQL, Conn, dialect
 
 COUNTERS = ("stored", "sent", "delivered", "failed", "expired")
 
@@ -69,10 +69,19 @@ def open_read_only(path: Path) -> sqlite3.Connection | None:
 
 def _gateway_column(conn: Conn) -> str:
     """The gateway that took the message when the schema records it (``via``), else the routed one."""
+    if dialect(conn) == POSTGRESQL:
+        return "COALESCE(NULLIF(m.via, ''), m.gateway)"
     columns = {row[1] for row in conn.execute("PRAGMA table_info(message)")}
     if not columns:
         return ""
     return "COALESCE(NULLIF(m.via, ''), m.gateway)" if "via" in columns else "m.gateway"
+
+
+def _day(conn: Conn) -> str:
+    """The UTC day a message was stored, as YYYY-MM-DD."""
+    if dialect(conn) == POSTGRESQL:
+        return "to_char(to_timestamp(m.created) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    return "date(m.created, 'unixepoch')"
 
 
 def day_rows(conn: Conn, since: float) -> list[DayRow]:
@@ -81,11 +90,13 @@ def day_rows(conn: Conn, since: float) -> list[DayRow]:
     if not gateway:  # no queue table yet: nothing was ever stored
         return []
     query = f"""
-        SELECT date(m.created, 'unixepoch') AS day, {gateway} AS gw,
+        SELECT {_day(conn)} AS day, {gateway} AS gw,
             COUNT(*),
-            SUM(m.state IN ('submitted', 'delivered') OR (m.state = 'failed' AND NOT EXISTS (
-                SELECT 1 FROM part p WHERE p.message_id = m.id AND p.gateway_msgid = ''))),
-            SUM(m.state = 'delivered'), SUM(m.state = 'failed'), SUM(m.state = 'expired')
+            SUM(CASE WHEN m.state IN ('submitted', 'delivered') OR (m.state = 'failed' AND NOT EXISTS (
+                SELECT 1 FROM part p WHERE p.message_id = m.id AND p.gateway_msgid = '')) THEN 1 ELSE 0 END),
+            SUM(CASE WHEN m.state = 'delivered' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN m.state = 'failed' THEN 1 ELSE 0 END),
+            SUM(CASE WHEN m.state = 'expired' THEN 1 ELSE 0 END)
         FROM message m WHERE m.created >= ?
         GROUP BY day, gw ORDER BY day, gw
     """  # gateway is one of two fixed expressions
