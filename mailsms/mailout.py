@@ -95,13 +95,21 @@ class Mailout:
             now = self.clock()
             room = self.concurrency - len(self._in_flight)
             if room > 0:
-                for mail in mailout_store.due(self.store.conn, now, room, exclude=tuple(self._in_flight)):
+                for mail in self._due(now, room):
                     task = asyncio.create_task(self._deliver_guarded(mail), name=f"mailout-{mail.id}")
                     self._in_flight[mail.id] = task
                     task.add_done_callback(functools.partial(self._landed, mail.id))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._sleep_time(now))
+
+    def _due(self, now: float, room: int) -> list[QueuedMail]:
+        """Mail to send now; with several nodes, claimed for this one."""
+        exclude = tuple(self._in_flight)
+        if self.store.lease_seconds:
+            lease = self.store.lease_seconds
+            return mailout_store.claim(self.store.conn, now, room, exclude, node=self.store.node, lease=lease)
+        return mailout_store.due(self.store.conn, now, room, exclude=exclude)
 
     def _sleep_time(self, now: float) -> float:
         # What is due by ``now`` is in flight or waits for room, and a landing wakes us.

@@ -56,6 +56,13 @@ def skip_locked(conn: Conn) -> str:
     return " FOR UPDATE SKIP LOCKED" if dialect(conn) == POSTGRESQL else ""
 
 
+def lock(conn: Conn, name: str) -> None:
+    """Inside a transaction: wait until no other node's transaction holds ``name`` (PostgreSQL's
+    advisory lock, released at commit); SQLite has one writer at a time already."""
+    if dialect(conn) == POSTGRESQL:
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (name,))
+
+
 def has_table(conn: Conn, name: str) -> bool:
     """Whether the table exists (tools open databases that a daemon has not created yet)."""
     if dialect(conn) == POSTGRESQL:

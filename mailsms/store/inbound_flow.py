@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mailsms.reassembly import Assembled, GroupKey, Part, assemble, complete, concat_of, group_key
 from mailsms.store import mailout as mailout_store
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, for_update, lock
 from mailsms.store.inbound import RECEIVED, NewInbound, insert_inbound
 from replylog.store import create_replylog_schema
 
@@ -128,7 +128,9 @@ def file_part(conn: Conn, *, mo_id: str, new_id: str, marker: str, since: float)
     A part already joined into a whole SMS that arrived after ``since`` counts
     as a duplicate too (a late repeat must not start an SMS of its own).
     """
-    row = conn.execute(f"SELECT {_MO_COLUMNS} FROM inbound WHERE id = ? AND state = 'received'", (mo_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_MO_COLUMNS} FROM inbound WHERE id = ? AND state = 'received'{for_update(conn)}", (mo_id,)
+    ).fetchone()
     if row is None:
         return Filed("gone")
     mo = _mo(row)
@@ -136,6 +138,7 @@ def file_part(conn: Conn, *, mo_id: str, new_id: str, marker: str, since: float)
     if concat is None:
         return Filed("gone")  # not a part: the caller routes it as a whole SMS
     key = group_key(mo.gateway, mo.sender, mo.to, concat)
+    lock(conn, f"inbound {key}")  # several nodes: the parts of one SMS are filed one at a time
     siblings = _waiting(conn, key)
     same = next((p for p in siblings if p.seq == concat.seq), None)
     if same is None:
@@ -153,7 +156,9 @@ def file_part(conn: Conn, *, mo_id: str, new_id: str, marker: str, since: float)
 
 def give_up(conn: Conn, *, part_id: str, new_id: str, marker: str) -> GivenUp | None:
     """Join the waiting parts of the SMS ``part_id`` belongs to, whatever is missing (the marker stands in)."""
-    row = conn.execute(f"SELECT {_MO_COLUMNS} FROM inbound WHERE id = ? AND state = 'part'", (part_id,)).fetchone()
+    row = conn.execute(
+        f"SELECT {_MO_COLUMNS} FROM inbound WHERE id = ? AND state = 'part'{for_update(conn)}", (part_id,)
+    ).fetchone()
     if row is None:
         return None
     mo = _mo(row)
@@ -162,6 +167,7 @@ def give_up(conn: Conn, *, part_id: str, new_id: str, marker: str) -> GivenUp | 
         _set(conn, [mo.id], RECEIVED, "")
         return None
     key = group_key(mo.gateway, mo.sender, mo.to, concat)
+    lock(conn, f"inbound {key}")
     parts = _waiting(conn, key)
     assembled = assemble(parts, concat.total, marker)
     _join(conn, key, parts, assembled, new_id=new_id, coding=mo.coding)

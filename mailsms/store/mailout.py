@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass
 
 import sqlite_utils
@@ -53,19 +54,39 @@ def insert(conn: Conn, mail: NewMail) -> None:
     )  # fmt: skip
 
 
+_COLUMNS = "id, created, sender, recipients, message, attempts, next_attempt, origin"
+
+
 def due(conn: Conn, now: float, limit: int, exclude: Sequence[str] = ()) -> list[QueuedMail]:
     """Mail due by ``now``, oldest attempt first, without those in ``exclude`` (in flight)."""
     marks = ",".join("?" for _ in exclude)
     skip = f" AND id NOT IN ({marks})" if exclude else ""
     rows = conn.execute(
-        "SELECT id, created, sender, recipients, message, attempts, next_attempt, origin FROM mailout"
-        f" WHERE state = 'queued' AND next_attempt <= ?{skip} ORDER BY next_attempt LIMIT ?",
+        f"SELECT {_COLUMNS} FROM mailout WHERE state = 'queued' AND next_attempt <= ?{skip}"
+        " ORDER BY next_attempt LIMIT ?",
         (now, *exclude, limit),
     ).fetchall()
-    return [
-        QueuedMail(r[0], float(r[1]), r[2], tuple(json.loads(r[3])), bytes(r[4]), int(r[5]), float(r[6]), r[7] or "")
-        for r in rows
-    ]
+    return [_queued(r) for r in rows]
+
+
+def claim(
+    conn: Conn, now: float, limit: int, exclude: Sequence[str] = (), *, node: str, lease: float
+) -> list[QueuedMail]:
+    """Several nodes share the queue: like :func:`due`, but each mail is claimed for ``node`` until
+    ``now + lease`` (rows another node is claiming are skipped), so that one node sends it."""
+    marks = ",".join("?" for _ in exclude)
+    skip = f" AND id NOT IN ({marks})" if exclude else ""
+    rows = conn.execute(
+        f"UPDATE mailout SET lease_node = ?, lease_until = ? WHERE id IN (SELECT id FROM mailout"
+        f" WHERE state = 'queued' AND next_attempt <= ?{skip} AND (lease_until IS NULL OR lease_until <= ?"
+        f" OR lease_node = ?) ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+        (node, now + lease, now, *exclude, now, node, limit),
+    ).fetchall()
+    return sorted((_queued(r) for r in rows), key=lambda m: m.next_attempt)
+
+
+def _queued(r: Sequence[Any]) -> QueuedMail:
+    return QueuedMail(r[0], float(r[1]), r[2], tuple(json.loads(r[3])), bytes(r[4]), int(r[5]), float(r[6]), r[7] or "")
 
 
 def next_due_time(conn: Conn, after: float) -> float | None:

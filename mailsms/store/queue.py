@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from mailsms.store import (
     Summary,
 )
 from mailsms.store.accounts import record_sent
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, for_update
 from mailsms.store.reports import KeptOriginal, due_bits, insert_original
 from mailsms.store.writer import BatchWriter
 
@@ -394,28 +395,25 @@ def _mark_sending(conn: Conn, *, message_id: str, seqs: Sequence[int], now: floa
 
 def _fall_back(conn: Conn, *, message_id: str, copy_id: str, reason: str, note: str, now: float) -> bool:
     row = conn.execute(
-        "SELECT alternate FROM message WHERE id = ? AND fallback_at IS NOT NULL AND state = 'submitted'",
+        "SELECT alternate, recipient, number, dsn FROM message WHERE id = ? AND fallback_at IS NOT NULL"
+        f" AND state = 'submitted'{for_update(conn)}",
         (message_id,),
     ).fetchone()
     if row is None or not row[0]:
-        return False
+        return False  # a report came, or another node made the copy first
+    alternate, recipient, number, dsn = row
     # The copy: the same text, sender, target and reports wanted, for the alternate number; its
     # DSNs name the original recipient (ORCPT) and it has no fallback of its own.
+    to = recipient.replace(number, alternate) if number in recipient else f"sms:{alternate}"
     conn.execute(
         "INSERT INTO message (id, created, sender, recipient, number, gateway, encoding, text, params, dsn, headers,"
         " truncated, state, attempts, next_attempt, reason, dsn_code, possible_duplicate, updated, mail_id, notify,"
         " warn_at, authenticated)"
-        " SELECT ?, ?, sender,"
-        " CASE WHEN instr(recipient, number) > 0 THEN replace(recipient, number, alternate)"
-        " ELSE 'sms:' || alternate END,"
-        " alternate, gateway, encoding, text, params,"
-        # ORCPT is xtext (RFC 3461): '+', '=' and spaces of the address are written +2B, +3D, +20.
-        " json_set(dsn, '$.ORCPT', COALESCE(json_extract(dsn, '$.ORCPT'),"
-        " 'rfc822;' || replace(replace(replace(recipient, '+', '+2B'), '=', '+3D'), ' ', '+20'))), headers,"
+        " SELECT ?, ?, sender, ?, alternate, gateway, encoding, text, params, ?, headers,"
         " truncated, 'queued', 0, ?, ?, '', 0, ?, '', notify,"
         " CASE WHEN warn_at IS NULL THEN NULL ELSE ? + (warn_at - created) END, authenticated"
         " FROM message WHERE id = ?",
-        (copy_id, now, now, note, now, now, message_id),
+        (copy_id, now, to, _with_orcpt(dsn, recipient), now, note, now, now, message_id),
     )
     conn.execute(
         "INSERT INTO part (message_id, seq, text, udh, data, state, gateway_msgid, updated)"
@@ -427,6 +425,15 @@ def _fall_back(conn: Conn, *, message_id: str, copy_id: str, reason: str, note: 
         (reason, now, message_id),
     )
     return True
+
+
+def _with_orcpt(dsn: str | None, recipient: str) -> str:
+    """The DSN parameters of a fallback copy: ORCPT names the original recipient unless it was given.
+    ORCPT is xtext (RFC 3461): '+', '=' and spaces of the address are written +2B, +3D, +20."""
+    params = json.loads(dsn or "{}")
+    if not params.get("ORCPT"):
+        params["ORCPT"] = "rfc822;" + recipient.replace("+", "+2B").replace("=", "+3D").replace(" ", "+20")
+    return json.dumps(params)
 
 
 def _requeue_parts(conn: Conn, *, message_id: str, seqs: Sequence[int], possible_duplicate: bool, now: float) -> None:

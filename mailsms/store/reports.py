@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sqlite_utils
 
 from mailsms.notify import DELAYED
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, for_update
 
 # Parts of an SQL SET clause: add the report of ``bit`` unless already reported or not wanted.
 _DUE = "report_due = report_due | (notify & ~reported & {bit})"
@@ -149,7 +149,9 @@ def mark_reported(conn: Conn, ids: Sequence[str], bit: int, now: float) -> list[
     marks = ",".join("?" for _ in ids)
     fresh = [
         str(r[0])
-        for r in conn.execute(f"SELECT id FROM message WHERE id IN ({marks}) AND (reported & ?) = 0", (*ids, bit))
+        for r in conn.execute(
+            f"SELECT id FROM message WHERE id IN ({marks}) AND (reported & ?) = 0{for_update(conn)}", (*ids, bit)
+        )
     ]
     if fresh:
         marks = ",".join("?" for _ in fresh)
