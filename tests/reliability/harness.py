@@ -78,9 +78,11 @@ class LoadClient(threading.Thread):
     sets ``there`` and waits for ``killed``.
     """
 
-    def __init__(self, port: int, plan: list[Planned], per_connection: int) -> None:
+    def __init__(self, ports: list[int], plan: list[Planned], per_connection: int) -> None:
         super().__init__(name="lmtp-load", daemon=True)
-        self.port = port
+        self.ports = ports  # one LMTP listener per node: each connection goes to the next, as Postfix spreads them
+        self.port = ports[0]  # the listener of the current connection
+        self._connections = 0
         self.per_connection = per_connection
         self.todo = deque(plan)
         self.acked: dict[str, tuple[Planned, int]] = {}  # queue id -> (message, parts) for every 250
@@ -123,14 +125,16 @@ class LoadClient(threading.Thread):
                 try:
                     self._connection()
                 except OSError:
-                    wait_until(lambda: self.halt.is_set() or port_open("127.0.0.1", self.port), timeout=120,
-                               what="the LMTP listener back")  # fmt: skip
+                    wait_until(lambda: self.halt.is_set() or any(port_open("127.0.0.1", p) for p in self.ports),
+                               timeout=120, what="an LMTP listener back")  # fmt: skip
         except BaseException as exc:  # reported by the main thread
             self.error = exc
         finally:
             self.finished.set()
 
     def _connection(self) -> None:
+        self.port = self.ports[self._connections % len(self.ports)]
+        self._connections += 1
         client = Lmtp(self.port)
         try:
             if not client.greeting.startswith("220"):
@@ -196,6 +200,8 @@ class CrashSummary:
     dsns: int = 0
     duplicate_dsns: int = 0
     integrity: str = ""
+    takeovers: int = 0  # several nodes: kills after which the other nodes took over the dead node's messages
+    taken_over_parts: int = 0  # several nodes: messages whose parts a node found left in sending by a dead one
     elapsed: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -208,24 +214,39 @@ class CrashSummary:
             f"  parts: {self.parts_seen} seen by the SMSC, {self.duplicate_parts} seen twice or more;"
             f" {self.flagged} messages logged as possible duplicate",
             f"  reports: {self.dsns} DSNs at the sink, {self.duplicate_dsns} more than once",
-            f"  integrity_check: {self.integrity}; problems: {len(self.problems)}",
+            f"  integrity_check: {self.integrity}; takeovers: {self.takeovers} ({self.taken_over_parts} messages"
+            f" in sending taken over); problems: {len(self.problems)}",
             *(f"  PROBLEM {p}" for p in self.problems[:30]),
         ]
         return "\n".join(lines)
 
 
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class CrashRun:
     """One crash test in ``workdir``: peers, daemon, load, kills, drain, check."""
 
-    def __init__(self, workdir: Path, params: CrashParams, say: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, workdir: Path, params: CrashParams, say: Callable[[str], None] = print, *, store_url: str = "",
+        nodes: int = 1, lease_seconds: int = 60,
+    ) -> None:  # fmt: skip
         self.params = params
         self.rng = random.Random(params.seed)
         self.say = say
         self.smsc = FakeSmsc(refuse=lambda number: number.startswith(REFUSED_PREFIX))
         self.sink = MailSink()
-        self.serve = Serve(workdir)
-        self.serve.write_config(self.smsc.url, self.sink.relay)
-        self.client = LoadClient(self.serve.lmtp_port, make_plan(self.rng, params), params.per_connection)
+        # One node: the daemon in workdir. Several: nodes "a", "b"... sharing the PostgreSQL queue.
+        self.nodes = [Serve(workdir, store_url=store_url)] if nodes == 1 else [
+            Serve(_made(workdir / name), store_url=store_url, name=name) for name in "abcdefgh"[:nodes]
+        ]  # fmt: skip
+        for node in self.nodes:
+            node.write_config(self.smsc.url, self.sink.relay, lease_seconds=lease_seconds)
+        self.serve = self.nodes[0]  # reads the queue (the one every node shares)
+        ports = [node.lmtp_port for node in self.nodes]
+        self.client = LoadClient(ports, make_plan(self.rng, params), params.per_connection)
         self.summary = CrashSummary(params.seed, params)
 
     def run(self) -> CrashSummary:
@@ -233,29 +254,36 @@ class CrashRun:
         self.smsc.start()
         self.sink.start()
         try:
-            self.serve.start()
+            for node in self.nodes:
+                node.start()
             self.client.start()
             moments = [MOMENTS[i % len(MOMENTS)] for i in range(self.params.kills)]
             self.rng.shuffle(moments)
             for moment in moments:
-                self._kill_at(moment)
-                self.serve.start()
+                victim = self._kill_at(moment)
+                if len(self.nodes) > 1:
+                    self._taken_over(victim)
+                victim.start()
             wait_until(self.client.finished.is_set, timeout=self.params.drain_timeout + 60, what="all mail sent")
             if self.client.error is not None:
                 raise self.client.error
             wait_until(self._drained, timeout=self.params.drain_timeout, what="the queue drained")
-            self.serve.stop()
+            for node in self.nodes:
+                node.stop()
         finally:
             self.client.halt.set()
             self.client.disarm()
-            self.serve.kill()
+            for node in self.nodes:
+                node.kill()
             self.smsc.stop()
             self.sink.stop()
         self.summary.elapsed = time.monotonic() - started
         self.check()
         return self.summary
 
-    def _kill_at(self, moment: str) -> None:
+    def _kill_at(self, moment: str) -> Serve:
+        """Kill the node that is at ``moment`` (the one the client talks to, or the one whose
+        request the SMSC or the mail sink holds); that node."""
         low, high = self.params.burst
         target = self.client.acked_count() + self.rng.randint(low, high)
         wait_until(lambda: self.client.acked_count() >= target or self.client.finished.is_set(), timeout=60,
@@ -268,11 +296,38 @@ class CrashRun:
             hold.arm()
             there = hold.holding
         landed = there.wait(ARM_TIMEOUT)
-        self.serve.kill()
+        victim = self._node_at(moment)
+        victim.kill()
         self.client.disarm()
         self.smsc.hold.release()
         self.sink.hold.release()
         self.summary.kills[moment if landed else f"missed:{moment}"] += 1
+        return victim
+
+    def _node_at(self, moment: str) -> Serve:
+        if len(self.nodes) == 1:
+            return self.nodes[0]
+        if moment in ("data", "after_250"):
+            return next(node for node in self.nodes if node.lmtp_port == self.client.port)
+        held_by = (self.smsc.hold if moment == "submit" else self.sink.hold).held_by
+        return next((node for node in self.nodes if node.name == held_by), self.nodes[0])
+
+    def _taken_over(self, dead: Serve) -> None:
+        """Several nodes: wait (the dead node stays dead) until the others took over every message it
+        had claimed: their claims run out after ``lease_seconds``."""
+        node_id = dead.node_id
+        wait_until(
+            lambda: (
+                not self.serve.query(
+                    "SELECT 1 FROM message WHERE lease_node = ? AND lease_until IS NOT NULL"
+                    " AND state IN ('queued','deferred') LIMIT 1",
+                    (node_id,),
+                )
+            ),
+            timeout=60,
+            what=f"the other nodes to take over what node {dead.name} had claimed",
+        )
+        self.summary.takeovers += 1
 
     def _drained(self) -> bool:
         (row,) = self.serve.query(
@@ -288,7 +343,9 @@ class CrashRun:
             str(r[0]): (str(r[1]), bool(r[2]))
             for r in self.serve.query("SELECT id, state, possible_duplicate FROM message")
         }
-        flagged = set(_FLAGGED.findall(self.serve.log_text()))
+        logs = "".join(node.log_text() for node in self.nodes)
+        flagged = set(_FLAGGED.findall(logs))
+        summary.taken_over_parts = logs.count("left in sending by a node whose claim ran out")
         reports = Counter(n.decode() for m in self.sink.mails() for n in set(_NUMBER.findall(m)))
         summary.acked, summary.unsure, summary.refused = len(self.client.acked), self.client.unsure, self.client.refused
         summary.parts_seen, summary.flagged = self.smsc.parts(), len(flagged)
@@ -317,6 +374,6 @@ class CrashRun:
         strangers = {qid for qid, _ in self.smsc.seen} - rows.keys()
         if strangers:
             problems.append(f"the SMSC saw parts of messages not in the queue: {sorted(strangers)[:5]}")
-        summary.integrity = integrity(self.serve.db)
+        summary.integrity = integrity(self.serve)
         if summary.integrity != "ok":
             problems.append(f"integrity_check: {summary.integrity}")

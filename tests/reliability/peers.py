@@ -34,6 +34,7 @@ class _Hold:
         self._armed = False
         self._all = False
         self.holding = threading.Event()  # a request is being held
+        self.held_by = ""  # which node sent the held request (several nodes: its name)
         self._release = threading.Event()
         self._release.set()
 
@@ -48,13 +49,14 @@ class _Hold:
             self._armed = self._all = False
             self._release.set()
 
-    def take(self) -> bool:
-        """True when this request is to be held (then wait with ``wait``)."""
+    def take(self, by: str = "") -> bool:
+        """True when this request (from node ``by``) is to be held (then wait with ``wait``)."""
         with self._lock:
             if not self._armed:
                 return False
             if not self._all:
                 self._armed = False
+            self.held_by = by
             self.holding.set()
             return True
 
@@ -120,7 +122,7 @@ class FakeSmsc:
         with self._lock:
             self.seen[(queue_id, int(seq or 0))] += 1
             self.numbers[queue_id] = number
-        if self.hold.take():
+        if self.hold.take(query.get("node", [""])[0]):
             self.hold.wait()
         return 400 if self.refuse(number) else 200
 
@@ -140,7 +142,7 @@ class _SinkHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         content = envelope.original_content or envelope.content
         self.sink._receive(bytes(content))
-        if self.sink.hold.take():
+        if self.sink.hold.take(str(session.host_name or "").split(".")[0]):
             await asyncio.get_running_loop().run_in_executor(None, self.sink.hold.wait)
         return "250 2.0.0 Ok: queued"
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, cast
 
+from mailsms.store.engines import connect_existing
 from tests.support.proc import MAILSMS, free_port, port_open
 from tests.support.wait import wait_until
 
@@ -22,9 +23,19 @@ SENDER = "alice@example.com"
 START_TIMEOUT = 30.0
 
 
-def config_text(lmtp_port: int, http_port: int, smsc_url: str, relay: str, extra: str = "", queue: str = "") -> str:
+def config_text(
+    lmtp_port: int,
+    http_port: int,
+    smsc_url: str,
+    relay: str,
+    extra: str = "",
+    queue: str = "",
+    *,
+    store: str = "",
+    hostname: str = "mailsms.example.test",
+) -> str:
     """A configuration with one HTTP gateway ``smsc`` and mail-out by SMTP to ``relay``; ``queue``
-    adds keys to ``[queue]``, ``extra`` to the gateway (and may open more tables)."""
+    adds keys to ``[queue]``, ``extra`` to the gateway (and may open more tables), ``store`` to ``[store]``."""
     return f"""
 [server]
 lmtp_listen = "127.0.0.1:{lmtp_port}"
@@ -33,6 +44,9 @@ shutdown_timeout = "10s"
 
 [state]
 dir = "var"
+
+[store]
+{store}
 
 [queue]
 minimal_backoff_time = "1s"
@@ -44,7 +58,7 @@ stop_grace_time = "5s"
 [mailout]
 mode = "smtp"
 relay = "{relay}"
-hostname = "mailsms.example.test"
+hostname = "{hostname}"
 timeout = "30s"
 
 [[gateway]]
@@ -64,6 +78,8 @@ class Serve:
     http_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    store_url: str = ""  # "": SQLite in workdir/var; else a PostgreSQL queue shared with other nodes
+    name: str = ""  # tells nodes apart at the peers: the SMSC URL's node= and the mail-out EHLO name
 
     @property
     def config(self) -> Path:
@@ -77,8 +93,22 @@ class Serve:
     def db(self) -> Path:
         return self.workdir / "var" / "queue.sqlite"
 
-    def write_config(self, smsc_url: str, relay: str, extra: str = "", queue: str = "") -> None:
-        self.config.write_text(config_text(self.lmtp_port, self.http_port, smsc_url, relay, extra, queue))
+    @property
+    def node_id(self) -> str:
+        """The node id the daemon made at its first start (several nodes on PostgreSQL)."""
+        path = self.workdir / "var" / "node-id"
+        return path.read_text().strip() if path.exists() else ""
+
+    def write_config(
+        self, smsc_url: str, relay: str, extra: str = "", queue: str = "", *, lease_seconds: int = 60
+    ) -> None:
+        store = f'url = "{self.store_url}"\nlease_seconds = {lease_seconds}' if self.store_url else ""
+        hostname = f"{self.name}.mailsms.example.test" if self.name else "mailsms.example.test"
+        if self.name:
+            smsc_url = f"{smsc_url}&node={self.name}"
+        text = config_text(self.lmtp_port, self.http_port, smsc_url, relay, extra, queue, store=store,
+                           hostname=hostname)  # fmt: skip
+        self.config.write_text(text)
 
     def start(self) -> None:
         """Start the daemon and wait until both listeners answer."""
@@ -125,13 +155,8 @@ class Serve:
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
         """Rows from the queue database, read beside the running daemon."""
-        if not self.db.exists():
-            return []
-        conn = sqlite3.connect(self.db, timeout=10)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        with connect_existing(self.store_url, self.workdir / "var") as conn:
+            return [] if conn is None else [tuple(row) for row in conn.execute(sql, args).fetchall()]
 
 
 def recipient(number: str, maxmsgs: int = 1) -> str:
@@ -201,8 +226,12 @@ def queue_id(reply: str) -> str:
     return reply.split()[2]
 
 
-def integrity(db: Path) -> str:
-    conn = sqlite3.connect(db)
+def integrity(serve: Serve) -> str:
+    """SQLite's ``integrity_check``; on PostgreSQL (which checks its own pages), that no part lost its message."""
+    if serve.store_url:
+        rows = serve.query("SELECT COUNT(*) FROM part p LEFT JOIN message m ON m.id = p.message_id WHERE m.id IS NULL")
+        return "ok" if rows and rows[0][0] == 0 else f"{rows[0][0]} parts without their message"
+    conn = sqlite3.connect(serve.db)
     try:
         return "; ".join(str(row[0]) for row in conn.execute("PRAGMA integrity_check"))
     finally:

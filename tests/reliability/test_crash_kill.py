@@ -28,3 +28,22 @@ def test_sigkill_at_random_moments_loses_nothing_and_flags_every_duplicate(tmp_p
     # Every moment was really hit, not just a kill somewhere.
     assert {m: summary.kills[m] for m in MOMENTS} == dict.fromkeys(MOMENTS, 2), summary.report()
     assert summary.acked >= params.messages * 0.9  # the load went on across the restarts
+
+
+def test_two_nodes_on_postgresql_one_killed_mid_load_lose_nothing(tmp_path: Path, pg_url: str) -> None:
+    """Two ``mailsms serve`` share one PostgreSQL queue; the load goes to both (as Postfix with two LMTP
+    destinations). Each kill takes down the node at that moment; it stays down until the other node has
+    taken over every message it had claimed (its claims run out after ``lease_seconds``), then it comes back."""
+    seed = int(os.environ.get("MAILSMS_CRASH_SEED") or random.randrange(1 << 32))
+    print(f"two-node crash test seed {seed} (MAILSMS_CRASH_SEED={seed} repeats it)")
+    # More load than one node gets: while a node is down the other takes all of it.
+    params = CrashParams(messages=600, kills=8, seed=seed)
+    summary = CrashRun(tmp_path, params, store_url=pg_url, nodes=2, lease_seconds=3).run()
+    print(summary.report())
+    assert summary.problems == [], summary.report()
+    assert summary.integrity == "ok"
+    assert {m: summary.kills[m] for m in MOMENTS} == dict.fromkeys(MOMENTS, 2), summary.report()
+    assert summary.takeovers == params.kills
+    # A kill while a part was with the SMSC left it in sending: the other node took it over.
+    assert summary.taken_over_parts >= 1, summary.report()
+    assert summary.acked >= params.messages * 0.9

@@ -53,7 +53,7 @@ def rig(tmp_path: Path, *, smsc_up: bool = True, queue: str = "", extra: str = "
         serve.start()
         yield Rig(serve, smsc, sink)
         assert serve.stop() == 0, serve.log_text()[-3000:]
-        assert integrity(serve.db) == "ok"
+        assert integrity(serve) == "ok"
     finally:
         serve.kill()
         smsc.stop()
