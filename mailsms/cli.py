@@ -44,6 +44,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "mailsms.cmd_route",
     "mailsms.cmd_stats",
     "mailsms.cmd_send",
+    "mailsms.cmd_store",
 )
 
 
