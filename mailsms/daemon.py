@@ -160,6 +160,7 @@ class Daemon:
         )  # fmt: skip
         self.fallbacks.wake = self.scheduler.wake
         self.handler.store = self.store  # type: ignore[union-attr]
+        self.handler.share_limits()  # type: ignore[union-attr]
         self.handler.wake = self.scheduler.wake  # type: ignore[union-attr]
         self.scheduler.metrics = self.metrics
         self.metrics.gateways(self.transports)

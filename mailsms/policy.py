@@ -29,7 +29,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mailsms.accounts import Account, month_of, today_of, verify_password
 from mailsms.config import PolicyConfig
@@ -340,7 +340,18 @@ class Buckets:
                 del self._buckets[key]
 
 
-def charge(pairs: Iterable[tuple[Buckets, str, int]], what: str) -> None:
+class Bucket(Protocol):
+    """Token buckets by key: this process's (:class:`Buckets`) or shared by several nodes
+    (``mailsms.store.buckets.SharedBuckets``)."""
+
+    per_hour: int
+
+    def wait(self, key: str, cost: int) -> float: ...
+
+    def take(self, key: str, cost: int) -> None: ...
+
+
+def charge(pairs: Iterable[tuple[Bucket, str, int]], what: str) -> None:
     """Take from every bucket, or from none and raise RateLimited with the longest wait."""
     pairs = list(pairs)
     wait = max((b.wait(key, cost) for b, key, cost in pairs), default=0.0)
@@ -374,15 +385,24 @@ class PolicyEngine:
         self.rules = Rules.compile(config)
         self.lookup = lookup
         self.clock = clock
-        self.sender_messages = Buckets(config.sender_messages_per_hour, monotonic)
-        self.sender_parts = Buckets(config.sender_parts_per_hour, monotonic)
-        self.account_messages = Buckets(config.account_messages_per_hour, monotonic)
-        self.account_parts = Buckets(config.account_parts_per_hour, monotonic)
-        self.global_parts = Buckets(config.global_parts_per_hour, monotonic)
+        self.sender_messages: Bucket = Buckets(config.sender_messages_per_hour, monotonic)
+        self.sender_parts: Bucket = Buckets(config.sender_parts_per_hour, monotonic)
+        self.account_messages: Bucket = Buckets(config.account_messages_per_hour, monotonic)
+        self.account_parts: Bucket = Buckets(config.account_parts_per_hour, monotonic)
+        self.global_parts: Bucket = Buckets(config.global_parts_per_hour, monotonic)
         self._monotonic = monotonic
         self._failures: dict[str, tuple[int, float]] = {}
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, float] = {}
+
+    def share(self, make: Callable[[str, int], Bucket]) -> None:
+        """Several nodes: the hourly limits count what every node took (``make(name, per_hour)``)."""
+        config = self.config
+        self.sender_messages = make("sender_messages", config.sender_messages_per_hour)
+        self.sender_parts = make("sender_parts", config.sender_parts_per_hour)
+        self.account_messages = make("account_messages", config.account_messages_per_hour)
+        self.account_parts = make("account_parts", config.account_parts_per_hour)
+        self.global_parts = make("global_parts", config.global_parts_per_hour)
 
     def trusted(self, client: str | None, also: tuple[Network, ...] = ()) -> bool:
         return in_networks(client, self.config.trusted_networks) or in_networks(client, also)
@@ -423,7 +443,7 @@ class PolicyEngine:
             pairs.append((self.account_parts, verdict.account, parts))
         charge(pairs, "parts")
 
-    def _message_buckets(self, request: Request, verdict: Verdict) -> list[tuple[Buckets, str, int]]:
+    def _message_buckets(self, request: Request, verdict: Verdict) -> list[tuple[Bucket, str, int]]:
         pairs = [(self.sender_messages, _sender_key(request.sender or f"[{request.client}]"), 1)]
         if verdict.account:
             pairs.append((self.account_messages, verdict.account, 1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import functools
 import ipaddress
 import logging
 import re
@@ -93,8 +94,17 @@ class Handler:
         # What id=, an account or a script may name: a gateway or a group.
         self._gateway_ids = {t for t in self.router.targets() if t != DEFAULT_TARGET}
         self.policy = PolicyEngine(config.policy, self.account, clock=self.clock)
+        self.share_limits()
         intercept = config.intercept
         self.mt_intercept = Interceptor[MtMessage](intercept.mt, "mt", intercept.timeout) if intercept.mt else None
+
+    def share_limits(self) -> None:
+        """With a queue that several nodes share, the hourly rate limits are counted in it."""
+        store = getattr(self, "store", None)
+        if store is not None and store.node:
+            from mailsms.store.buckets import SharedBuckets
+
+            self.policy.share(functools.partial(SharedBuckets, store.conn))
 
     @property
     def message_size_limit(self) -> int:

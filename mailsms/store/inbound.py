@@ -71,22 +71,28 @@ def create_inbound_schema(db: sqlite_utils.Database, conn: sqlite3.Connection) -
 def insert_inbound(conn: Conn, mo: NewInbound) -> tuple[str, bool]:
     """Store ``mo`` unless the gateway delivered it before: (row id, True when it was a repeat).
 
-    Runs in the writer's transaction; the writer is the only one inserting, so
-    looking first and inserting after cannot race.
+    Runs in the writer's transaction.  Several nodes may be handed the same
+    SMS at once: the unique key on (gateway, SMSC id) lets one insert win, and
+    the other, which waits for it, finds the row and answers "repeat".
     """
     if mo.smsc_id:
-        row = conn.execute(
-            "SELECT id FROM inbound WHERE gateway = ? AND smsc_id = ?", (mo.gateway, mo.smsc_id)
-        ).fetchone()
-        if row is not None:
-            return str(row[0]), True
-    conn.execute(
+        found = _stored_as(conn, mo)
+        if found is not None:
+            return found, True
+    inserted = conn.execute(
         "INSERT INTO inbound (id, gateway, sender, recipient, text, udh, data, coding, smsc_id, received, state,"
-        " routed_to) VALUES (?,?,?,?,?,?,?,?,?,?,?,'')",
+        " routed_to) VALUES (?,?,?,?,?,?,?,?,?,?,?,'') ON CONFLICT (gateway, smsc_id) WHERE smsc_id != '' DO NOTHING",
         (mo.id, mo.gateway, mo.sender, mo.to, mo.text, mo.udh, mo.data, mo.coding, mo.smsc_id, mo.received,
          RECEIVED),
-    )  # fmt: skip
+    ).rowcount  # fmt: skip
+    if not inserted:
+        return _stored_as(conn, mo) or mo.id, True
     return mo.id, False
+
+
+def _stored_as(conn: Conn, mo: NewInbound) -> str | None:
+    row = conn.execute("SELECT id FROM inbound WHERE gateway = ? AND smsc_id = ?", (mo.gateway, mo.smsc_id)).fetchone()
+    return str(row[0]) if row is not None else None
 
 
 def has_inbound_table(conn: Conn) -> bool:

@@ -1,0 +1,124 @@
+"""Several nodes on one PostgreSQL queue, in one process: what they share and how they split the work.
+
+The crash test with two real ``serve`` processes is ``tests/reliability/test_crash_kill.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+from mailsms.config import Config, PolicyConfig, QueueConfig, ServerConfig, StateConfig, StoreConfig
+from mailsms.store.engines import NODE_ID_FILE, node_id, open_store
+from mailsms.values import ListenAddress
+from tests.support import db
+from tests.support.lmtp import LmtpClient
+from tests.support.wait import async_wait_until
+from tests.support.web import call, outbox_gateway, running
+
+MAIL = b"From: <alice@example.com>\r\nSubject: hi\r\n\r\nhello from a node\r\n"
+
+
+def node(tmp_path: Path, name: str, url: str, **changes: object) -> Config:
+    """A node named ``name`` (its node id, written before its first start) on the queue at ``url``."""
+    state = tmp_path / name
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (state / NODE_ID_FILE).write_text(f"node-{name}\n")
+    config = Config(
+        server=ServerConfig(
+            lmtp_listen=ListenAddress("127.0.0.1", 0), smtp_listen=None, http_listen=ListenAddress("127.0.0.1", 0)
+        ),
+        state=StateConfig(dir=str(state)),
+        store=StoreConfig(url=url),
+        # Long enough that a message sent at once was woken by the other node's NOTIFY, not found by a poll.
+        queue=QueueConfig(queue_run_delay=300.0),
+    )
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
+
+
+async def lmtp_send(config_daemon: object, number: str) -> str:
+    bound = config_daemon.bound["lmtp"]  # type: ignore[attr-defined]
+    client = await LmtpClient.connect(bound.host, bound.port)
+    try:
+        await client.command("LHLO mta.example.test")
+        _, rcpts, replies = await client.send("alice@example.com", [f'"sms:{number}"@sms.example.test'], MAIL)
+    finally:
+        await client.close()
+    answers = [*(r for r in rcpts if r.code // 100 != 2), *replies]
+    return answers[0].text
+
+
+def outbox_files(config: Config) -> list[Path]:
+    return sorted(p for p in (config.state_dir / "outbox").rglob("*") if p.is_file())
+
+
+async def test_two_nodes_starting_together_on_an_empty_database_both_come_up(tmp_path: Path, pg_url: str) -> None:
+    stores = await asyncio.gather(
+        *(asyncio.to_thread(open_store, pg_url, tmp_path / name, node=name) for name in ("a", "b", "c"))
+    )
+    for store in stores:
+        store.close()
+    assert db.one(node(tmp_path, "a", pg_url), "SELECT MAX(version) FROM mailsms_schema") == 1
+
+
+def test_a_node_id_is_made_once_and_kept(tmp_path: Path) -> None:
+    first = node_id(tmp_path / "var")
+    assert first == node_id(tmp_path / "var")
+    assert (tmp_path / "var" / NODE_ID_FILE).read_text().strip() == first
+    assert first != node_id(tmp_path / "other")
+
+
+async def test_mail_taken_by_one_node_is_sent_by_the_node_that_has_the_gateway(tmp_path: Path, pg_url: str) -> None:
+    """Gateway ``outbox`` is local to node b (``nodes``): node a accepts the mail, b sends it, woken by NOTIFY."""
+    local_to_b = dataclasses.replace(outbox_gateway(), nodes=("node-b",))
+    a = node(tmp_path, "a", pg_url, gateways=(local_to_b,))
+    b = node(tmp_path, "b", pg_url, gateways=(local_to_b,))
+    async with running(b) as node_b, running(a) as node_a:
+        assert node_a.transports == {}
+        assert set(node_b.transports) == {"outbox"}
+        answer = await lmtp_send(node_a, "+15551230001")
+        assert answer.startswith("2.0.0") or " 2.0.0 " in f" {answer}", answer
+        await async_wait_until(lambda: outbox_files(b), timeout=5.0, what="node b's outbox to get the SMS")
+        assert outbox_files(a) == []
+        await async_wait_until(
+            lambda: db.rows(a, "SELECT state, lease_node FROM message") == [("submitted", "node-b")],
+            what="the message submitted by node b",
+        )
+
+
+async def test_hourly_rate_limits_count_what_every_node_took(tmp_path: Path, pg_url: str) -> None:
+    policy = PolicyConfig(sender_messages_per_hour=2)
+    a, b = node(tmp_path, "a", pg_url, policy=policy), node(tmp_path, "b", pg_url, policy=policy)
+    async with running(a) as node_a, running(b) as node_b:
+        first = await lmtp_send(node_a, "+15551230002")
+        second = await lmtp_send(node_b, "+15551230003")
+        third = await lmtp_send(node_a, "+15551230004")
+    assert "2.0.0" in first and "2.0.0" in second
+    assert "rate limit" in third and third.startswith("4."), third
+
+
+async def test_the_same_mo_and_report_given_to_both_nodes_count_once(tmp_path: Path, pg_url: str) -> None:
+    a, b = node(tmp_path, "a", pg_url), node(tmp_path, "b", pg_url)
+    async with running(a) as node_a, running(b) as node_b:
+        form = {"from": "+4915112345678", "to": "12345", "text": "hi", "smsc_id": "smsc-42"}
+        answers = await asyncio.gather(
+            call(node_a, "/inbound/outbox", method="POST", data=form),
+            call(node_b, "/inbound/outbox", method="POST", data=form),
+        )
+        assert [x.status for x in answers] == [200, 200]
+        assert sorted(x.body["duplicate"] for x in answers) == [False, True]
+        assert answers[0].body["id"] == answers[1].body["id"]
+        assert db.one(a, "SELECT COUNT(*) FROM inbound") == 1
+        sent = await call(node_a, "/sms/?number=%2B15551234567&data=hi")
+        queue_id = sent.body["queue_id"]
+        await async_wait_until(
+            lambda: db.one(a, "SELECT state FROM message WHERE id = ?", (queue_id,)) == "submitted",
+            what="the part submitted",
+        )
+        reports = await asyncio.gather(
+            call(node_a, f"/dlr/outbox?id={queue_id}.1&status=delivered"),
+            call(node_b, f"/dlr/outbox?id={queue_id}.1&status=delivered"),
+        )
+        assert [r.status for r in reports] == [200, 200]
+        assert db.one(a, "SELECT state FROM message WHERE id = ?", (queue_id,)) == "delivered"
