@@ -6,9 +6,9 @@ address and segmentation rules, the queue's retry settings and caps, the
 composer, policy, interception scripts, routes, groups, fallbacks and the
 gateways' routing keys (weight, rate, breaker, prefixes).  What is wired into
 open sockets, files or tasks needs a restart and is kept as it was: the
-listeners and TLS, the state directory, the HTTP API, the milter, mail-out,
-inbound handling and the reply log, and the gateways themselves (ids, types
-and their options).
+listeners and TLS, the state directory and the store, the HTTP API, the milter, mail-out,
+inbound handling and the reply log, and the gateways themselves (ids, types,
+their options and the nodes that talk to them).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import dataclasses
 from mailsms.config import Config, GatewayConfig
 
 # Sections that need a restart to change, by their Config field names.
-RESTART_SECTIONS = ("server", "state", "web", "milter", "mailout", "inbound", "replylog")
+RESTART_SECTIONS = ("server", "state", "store", "web", "milter", "mailout", "inbound", "replylog")
 # A gateway's keys that apply without a restart.
 ROUTING_KEYS = ("weight", "concurrency", "rate", "breaker_threshold", "breaker_reset", "prefixes")
 # server keys the handler reads at each use: these reload; the rest needs a restart.
