@@ -33,7 +33,7 @@ from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
-from mailsms.store.conn import POSTGRESQL
+from mailsms.store.conn import POSTGRESQL, Conn
 from mailsms.store.pg_schema import create_pg_schema
 from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore
 from mailsms.store.writer import BatchWriter
@@ -174,9 +174,20 @@ class PgStore(QueueStore):
         name = f"mailsms {node}"
         conn = PgConnection(url, application=name)
         create_pg_schema(conn)
+        # Claims, renewals and reads go through this connection on the event loop: they need not wait
+        # for the WAL flush. Each is made durable by the writer's next commit (WAL is written in
+        # order), which is the one that records parts as sending; nothing acknowledged depends on them.
+        conn.execute("SET synchronous_commit = off")
         writer = BatchWriter(functools.partial(PgConnection, url, application=f"{name} writer"), storage_error)
         super().__init__(conn, writer)
         self._listener: _Listener | None = None
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Conn]:
+        """The queue tools' changes (retry, hold, delete...) wait for the WAL flush, as the writer's do."""
+        with super().transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = on")
+            yield conn
 
     def close(self) -> None:
         if self._listener is not None:
