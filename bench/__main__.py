@@ -65,6 +65,8 @@ BENCHMARKS = (
               ("--messages", "5000", "--rounds", "1"), 420, 120),
     Benchmark("growth", "bench.growth", ("--sizes", "10000,100000,1000000", "--ingest", "4000"),
               ("--sizes", "2000,20000"), 900, 180),
+    Benchmark("scale", "bench.scale", ("--messages", "3000", "--rounds", "2"),
+              ("--messages", "300", "--rounds", "1"), 360, 120),
 )  # fmt: skip
 
 

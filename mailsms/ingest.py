@@ -42,6 +42,13 @@ class QueueIds:
         self._clock = clock
         self._last_ms = 0
         self._seq = 0
+        self._tag = 0
+        self._bits = 20
+
+    def on_node(self, number: int) -> None:
+        """Several nodes share the queue: this one's number (1..127) goes in bits 12..18 of every id,
+        and the count within a millisecond into the 12 bits below (ids of ``mailsms send`` set bit 19)."""
+        self._tag, self._bits = (number % 127 + 1 if number > 127 else number) << 12, 12
 
     def __call__(self) -> str:
         ms = self._clock() // 1_000_000
@@ -49,9 +56,9 @@ class QueueIds:
             self._last_ms, self._seq = ms, 0
         else:
             self._seq += 1
-            if self._seq >> 20:  # a million ids in one millisecond: borrow the next one
+            if self._seq >> self._bits:  # every id of this millisecond is used: borrow the next one
                 self._last_ms, self._seq = self._last_ms + 1, 0
-        return f"{(self._last_ms << 20) | self._seq:016X}"
+        return f"{(self._last_ms << 20) | self._tag | self._seq:016X}"
 
 
 new_queue_id = QueueIds()

@@ -297,7 +297,7 @@ class Scheduler:
         """``message`` as this node may send it: parts in ``sending`` of a node whose claim ran out
         (it died while sending) settled as after a crash; None when another node must send it."""
         if any(p.state == PART_SENDING for p in message.parts):
-            await self._recover_one(message, "left in sending by a node whose claim ran out")
+            await self._recover_one(message, taken_over=True)
             reloaded = self.store.load(message.id)
             if reloaded is None:
                 return None
@@ -465,10 +465,11 @@ class Scheduler:
             if message is not None:
                 await self._recover_one(message)
 
-    async def _recover_one(self, message: StoredMessage, why: str = "found in sending after a restart") -> None:
+    async def _recover_one(self, message: StoredMessage, *, taken_over: bool = False) -> None:
         """Parts of ``message`` in ``sending`` that nobody is sending: found at the gateway, or sent again
         (flagged as a possible duplicate)."""
         message_id = message.id
+        where = "left in sending by a node whose claim ran out" if taken_over else "found in sending"
         sending = {p.seq for p in message.parts if p.state == PART_SENDING}
         gateway = message.via or message.gateway
         transport = self.transports.get(gateway)
@@ -484,14 +485,15 @@ class Scheduler:
         unknown = sorted(sending - known.keys())
         if not unknown:
             log.info(event(message_id, to=message.number, relay=gateway, status="recovered",
-                           reason=f"parts {why} had reached the gateway"))  # fmt: skip
+                           reason=f"parts {where} had reached the gateway"))  # fmt: skip
             return
         maybe_sent = transport is None or not transport.detects_duplicates
         await self.store.requeue_parts(message_id, unknown, possible_duplicate=maybe_sent, now=now)
         if maybe_sent:
             log.warning(
                 event(message_id, to=message.number, relay=gateway, parts=f"{len(unknown)}",
-                      status="possible duplicate", reason=f"part {why} is sent again")
+                      status="possible duplicate",
+                      reason=f"part {where}{'' if taken_over else ' after a restart'} is sent again")
             )  # fmt: skip
 
     async def on_report(self, report: DeliveryReport) -> str | None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator
+import functools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from mailsms.config import Config, ServerConfig, StateConfig, StoreConfig
 from mailsms.daemon import Daemon
+from mailsms.store.engines import open_store
+from mailsms.store.queue import QueueStore
 from mailsms.values import ListenAddress
 from tests.support.postgres import PostgresCluster
 from tests.support.proc import free_port
@@ -31,6 +34,12 @@ def store_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return ""
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def open_queue(state_dir: Path, store_url: str) -> Callable[[], QueueStore]:
+    """Opens the test's queue store: SQLite in ``state_dir``, or the PostgreSQL database of ``store_url``."""
+    return functools.partial(open_store, store_url, state_dir, node="test")
 
 
 @pytest.fixture

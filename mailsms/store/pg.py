@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -178,6 +179,7 @@ class PgStore(QueueStore):
         # for the WAL flush. Each is made durable by the writer's next commit (WAL is written in
         # order), which is the one that records parts as sending; nothing acknowledged depends on them.
         conn.execute("SET synchronous_commit = off")
+        self.node_number = _register(conn, node)
         writer = BatchWriter(functools.partial(PgConnection, url, application=f"{name} writer"), storage_error)
         super().__init__(conn, writer)
         self._listener: _Listener | None = None
@@ -256,6 +258,26 @@ class PgStore(QueueStore):
         if self._listener is None:
             self._listener = _Listener(self.url, wake)
             self._listener.start()
+
+
+def _register(conn: PgConnection, node: str) -> int:
+    """This node's number among those sharing the queue (1, 2, ...): kept from its first start."""
+    conn.execute("BEGIN")
+    try:
+        conn.execute("LOCK TABLE node IN EXCLUSIVE MODE")
+        row = conn.execute("SELECT number FROM node WHERE id = ?", (node,)).fetchone()
+        if row is None:
+            row = conn.execute(
+                "INSERT INTO node (id, number, host, started) SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ? FROM node"
+                " RETURNING number",
+                (node, socket.gethostname(), time.time()),
+            ).fetchone()
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    assert row is not None  # the INSERT returns its row
+    return int(row[0])
 
 
 class _Listener:

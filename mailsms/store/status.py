@@ -54,7 +54,7 @@ def search(conn: Conn, term: str, limit: int = SEARCH_LIMIT) -> list[Found]:
         " (SELECT COUNT(*) FROM part p WHERE p.message_id = m.id),"
         " (SELECT COUNT(*) FROM part p WHERE p.message_id = m.id AND p.state IN ('submitted','delivered')),"
         " m.attempts, m.next_attempt, m.dsn_code FROM message m"
-        " WHERE m.id = ? OR m.number = ? OR m.sender = ? COLLATE NOCASE ORDER BY m.created DESC LIMIT ?",
+        " WHERE m.id = ? OR m.number = ? OR LOWER(m.sender) = LOWER(?) ORDER BY m.created DESC LIMIT ?",
         (term.upper(), term, term, limit),
     ).fetchall()
     return [Found(*row) for row in rows]

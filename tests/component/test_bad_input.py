@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from mailsms.config import Config
 from mailsms.daemon import Daemon
+from tests.support.db import database
 from tests.support.lmtp import LmtpClient, Reply
 
 
-def queued(state_dir: Path) -> tuple[int, int]:
+def queued(config: Config) -> tuple[int, int]:
     """(messages, parts) in the queue, read as another process would."""
-    conn = sqlite3.connect(state_dir / "queue.sqlite")
-    try:
+    with database(config) as conn:
         messages = conn.execute("SELECT count(*) FROM message").fetchone()[0]
         parts = conn.execute("SELECT count(*) FROM part").fetchone()[0]
         orphans = conn.execute(
@@ -25,8 +23,6 @@ def queued(state_dir: Path) -> tuple[int, int]:
         ).fetchone()[0]
         assert orphans == 0, "a message without its parts: half-written"
         return int(messages), int(parts)
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -51,9 +47,7 @@ async def pipelined(client: LmtpClient, lines: list[str]) -> list[Reply]:
     return [await client.read_reply() for _ in lines]
 
 
-async def test_ten_thousand_recipients_get_452_4_5_3_past_max_recipients(
-    client: LmtpClient, config: Config, state_dir: Path
-) -> None:
+async def test_ten_thousand_recipients_get_452_4_5_3_past_max_recipients(client: LmtpClient, config: Config) -> None:
     limit = config.server.max_recipients
     recipients = [f'RCPT TO:<"sms:+1555{n:07d}"@x>' for n in range(10_000)]
     replies = await pipelined(client, ["MAIL FROM:<a@example.com>", *recipients])
@@ -66,11 +60,11 @@ async def test_ten_thousand_recipients_get_452_4_5_3_past_max_recipients(
     await client.writer.drain()
     finals = [await client.read_reply() for _ in range(limit)]
     assert {r.code for r in finals} == {250}  # exactly one reply per accepted recipient
-    assert queued(state_dir) == (limit, limit)
+    assert queued(config) == (limit, limit)
     await still_serving(client)
 
 
-async def test_a_recipient_with_a_thousand_parameters_is_refused_alone(client: LmtpClient, state_dir: Path) -> None:
+async def test_a_recipient_with_a_thousand_parameters_is_refused_alone(client: LmtpClient, config: Config) -> None:
     params = "&".join(f"p{n}=v" for n in range(1000))
     mail = await client.command("MAIL FROM:<a@example.com>")
     assert mail.code == 250
@@ -79,7 +73,7 @@ async def test_a_recipient_with_a_thousand_parameters_is_refused_alone(client: L
     good = await client.command('RCPT TO:<"sms:+15551234568"@x>')
     assert good.code == 250
     assert (await client.command("RSET")).code == 250
-    assert queued(state_dir) == (0, 0)
+    assert queued(config) == (0, 0)
     await still_serving(client)
 
 
@@ -105,7 +99,7 @@ async def test_unknown_parameters_in_a_long_but_legal_line_are_named(client: Lmt
 
 
 async def test_a_50_mb_body_gets_552_for_each_recipient_and_keeps_memory_flat(
-    client: LmtpClient, state_dir: Path
+    client: LmtpClient, config: Config
 ) -> None:
     await client.command("MAIL FROM:<a@example.com>")
     for n in range(2):
@@ -121,11 +115,11 @@ async def test_a_50_mb_body_gets_552_for_each_recipient_and_keeps_memory_flat(
     await client.writer.drain()
     finals = [await client.read_reply() for _ in range(2)]
     assert [(r.code, r.enhanced) for r in finals] == [(552, "5.3.4"), (552, "5.3.4")]
-    assert queued(state_dir) == (0, 0)
+    assert queued(config) == (0, 0)
     await still_serving(client)
 
 
-async def test_an_absurdly_long_header_gets_a_reply(client: LmtpClient, state_dir: Path) -> None:
+async def test_an_absurdly_long_header_gets_a_reply(client: LmtpClient, config: Config) -> None:
     subject = b"Subject: " + b"long " * 200_000 + b"\r\n"  # one 1 MB header line
     folded = b"X-Folded: start\r\n" + b"\tcontinued\r\n" * 50_000
     _, _, data = await client.send(
@@ -133,12 +127,12 @@ async def test_an_absurdly_long_header_gets_a_reply(client: LmtpClient, state_di
     )
     assert len(data) == 1
     assert data[0].code in (250, 554)
-    messages, parts = queued(state_dir)
+    messages, parts = queued(config)
     assert (messages, parts) in ((0, 0), (1, 2))  # the subject fills both parts when accepted
     await still_serving(client)
 
 
-async def test_a_binary_body_gets_a_reply(client: LmtpClient, state_dir: Path) -> None:
+async def test_a_binary_body_gets_a_reply(client: LmtpClient, config: Config) -> None:
     junk = os.urandom(200_000).replace(b"\r\n.", b"\r\n..")
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x', '"sms:+15551234568"@x'], junk)
     assert len(data) == 2
@@ -147,7 +141,7 @@ async def test_a_binary_body_gets_a_reply(client: LmtpClient, state_dir: Path) -
     await still_serving(client)
 
 
-async def test_undecodable_charsets_and_broken_encodings_still_get_a_text(client: LmtpClient, state_dir: Path) -> None:
+async def test_undecodable_charsets_and_broken_encodings_still_get_a_text(client: LmtpClient, config: Config) -> None:
     raw = (
         b"Subject: =?x-unknown?B?////?= =?utf-8?Q?caf=C3=A9?=\r\n"
         b"Content-Type: text/plain; charset=no-such-charset\r\n"

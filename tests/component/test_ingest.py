@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-from collections.abc import Callable
 from pathlib import Path
 
 from mailsms.config import Config, SegmentConfig
 from mailsms.daemon import Daemon
+from mailsms.store.conn import POSTGRESQL, Conn, dialect
+from mailsms.store.queue import QueueStore
 from tests.conftest import replace_server
+from tests.support.db import one
 from tests.support.lmtp import LmtpClient
 from tests.support.wait import async_wait_until
 
@@ -69,7 +70,7 @@ async def test_lhlo_advertises_what_mtas_need(daemon: Daemon) -> None:
     await client.close()
 
 
-async def test_dsn_parameters_are_accepted_and_stored(daemon: Daemon, state_dir: Path) -> None:
+async def test_dsn_parameters_are_accepted_and_stored(daemon: Daemon, config: Config) -> None:
     client = await lmtp(daemon)
     assert (await client.command("MAIL FROM:<alice@example.com> RET=HDRS ENVID=abc123")).code == 250
     reply = await client.command('RCPT TO:<"sms:+15551234567"@x> NOTIFY=FAILURE,DELAY ORCPT=rfc822;bob@example.com')
@@ -78,9 +79,7 @@ async def test_dsn_parameters_are_accepted_and_stored(daemon: Daemon, state_dir:
     client.writer.write(mail("hi") + b".\r\n")
     assert (await client.read_reply()).code == 250
     await client.close()
-    with sqlite3.connect(state_dir / "queue.sqlite") as db:
-        (dsn,) = db.execute("SELECT dsn FROM message").fetchone()
-    assert json.loads(dsn) == {
+    assert json.loads(one(config, "SELECT dsn FROM message")) == {
         "RET": "HDRS",
         "ENVID": "abc123",
         "NOTIFY": "FAILURE,DELAY",
@@ -95,14 +94,13 @@ async def test_unknown_rcpt_parameter_gets_555(daemon: Daemon) -> None:
     await client.close()
 
 
-async def test_bounce_is_accepted_and_never_texted(daemon: Daemon, state_dir: Path) -> None:
+async def test_bounce_is_accepted_and_never_texted(daemon: Daemon, config: Config) -> None:
     client = await lmtp(daemon)
     _, _, data = await client.send("", ['"sms:+15551234567"@x'], mail("Delivery failed"))
     await client.close()
     assert [r.code for r in data] == [250]
     assert "not sent as SMS" in data[0].text
-    with sqlite3.connect(state_dir / "queue.sqlite") as db:
-        assert db.execute("SELECT COUNT(*) FROM message").fetchone() == (0,)
+    assert one(config, "SELECT COUNT(*) FROM message") == 0
 
 
 async def test_message_over_size_limit_gets_552_per_recipient(config: Config) -> None:
@@ -161,56 +159,81 @@ async def test_garbage_mime_gets_a_reply_and_the_listener_survives(daemon: Daemo
     await client.close()
 
 
-def _pragma(sql: str) -> Callable[[sqlite3.Connection], None]:
-    def op(conn: sqlite3.Connection) -> None:
-        conn.execute(sql)
+async def refuse_new_messages(store: QueueStore, *, disk_full: bool) -> None:
+    """From now on no message can be committed, on the writer's own connection: the database is
+    full (SQLite: ``max_page_count`` pins the file at its size; PostgreSQL: the server's error
+    for a full disk) or it fails with an I/O error."""
 
-    return op
+    def op(conn: Conn) -> None:
+        if dialect(conn) == POSTGRESQL:
+            code = "53100" if disk_full else "58030"  # disk_full, io_error
+            conn.execute(
+                "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN RAISE EXCEPTION 'no' USING ERRCODE = TG_ARGV[0]; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER refuse_insert BEFORE INSERT ON message"
+                f" FOR EACH ROW EXECUTE FUNCTION refuse_insert('{code}')"
+            )
+        elif disk_full:
+            conn.execute("PRAGMA max_page_count = 1")  # never below the current size
+        else:
+            conn.execute(
+                "CREATE TEMP TRIGGER refuse_insert BEFORE INSERT ON message BEGIN SELECT RAISE(ABORT, 'I/O'); END"
+            )
+
+    await store.write(op)
 
 
-async def _queue_rows(state_dir: Path) -> int:
-    conn = sqlite3.connect(state_dir / "queue.sqlite")
-    try:
-        return int(conn.execute("SELECT count(*) FROM message").fetchone()[0])
-    finally:
-        conn.close()
+async def accept_new_messages(store: QueueStore) -> None:
+    """Undo :func:`refuse_new_messages`: the space is back, the I/O errors are gone."""
+
+    def op(conn: Conn) -> None:
+        if dialect(conn) == POSTGRESQL:
+            conn.execute("DROP TRIGGER refuse_insert ON message")
+            conn.execute("DROP FUNCTION refuse_insert()")
+        else:
+            conn.execute("PRAGMA max_page_count = 1073741823")
+            conn.execute("DROP TRIGGER IF EXISTS temp.refuse_insert")
+
+    await store.write(op)
 
 
-async def test_nothing_is_250_when_the_commit_fails(daemon: Daemon, state_dir: Path) -> None:
+def _queue_rows(config: Config) -> int:
+    return int(one(config, "SELECT count(*) FROM message"))
+
+
+async def test_nothing_is_250_when_the_commit_fails(daemon: Daemon, config: Config) -> None:
     assert daemon.store is not None
-    before = await _queue_rows(state_dir)
-    # an I/O error on every insert from now on, on the writer's own connection
-    await daemon.store.write(
-        _pragma("CREATE TEMP TRIGGER fail_insert BEFORE INSERT ON message BEGIN SELECT RAISE(ABORT, 'I/O'); END")
-    )
+    before = _queue_rows(config)
+    await refuse_new_messages(daemon.store, disk_full=False)
     client = await lmtp(daemon)
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x', '"sms:+15551234568"@x'], mail("hi"))
     assert [(r.code, r.enhanced) for r in data] == [(451, "4.3.0"), (451, "4.3.0")]
-    assert await _queue_rows(state_dir) == before
-    await daemon.store.write(_pragma("DROP TRIGGER temp.fail_insert"))
+    assert _queue_rows(config) == before
+    await accept_new_messages(daemon.store)
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x'], mail("hi"))
     assert [r.code for r in data] == [250]
     await client.close()
 
 
 async def test_database_full_gives_452_4_3_1_to_every_recipient_and_recovers_without_restart(
-    daemon: Daemon, state_dir: Path
+    daemon: Daemon, config: Config
 ) -> None:
-    """SQLITE_FULL, as on a full disk: max_page_count pins the database at its current size."""
     assert daemon.store is not None
     client = await lmtp(daemon)
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567"@x'], mail("fill the first page"))
     assert [r.code for r in data] == [250]
-    before = await _queue_rows(state_dir)
-    await daemon.store.write(_pragma("PRAGMA max_page_count = 1"))  # never below the current size
+    before = _queue_rows(config)
+    await refuse_new_messages(daemon.store, disk_full=True)
     big = "x" * 4000  # needs new pages
     _, _, data = await client.send(
         "a@example.com", ['"sms:+15551234567?maxmsgs=40"@x', '"sms:+15551234568?maxmsgs=40"@x'], mail(big)
     )
     assert [(r.code, r.enhanced) for r in data] == [(452, "4.3.1"), (452, "4.3.1")]
-    assert await _queue_rows(state_dir) == before  # nothing half-written
-    await daemon.store.write(_pragma("PRAGMA max_page_count = 1073741823"))  # space is back
+    assert _queue_rows(config) == before  # nothing half-written
+    await accept_new_messages(daemon.store)
     _, _, data = await client.send("a@example.com", ['"sms:+15551234567?maxmsgs=40"@x'], mail(big))
     assert [r.code for r in data] == [250]
-    assert await _queue_rows(state_dir) == before + 1
+    assert _queue_rows(config) == before + 1
     await client.close()

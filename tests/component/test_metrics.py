@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from mailsms.config import Config, GatewayConfig
 from mailsms.daemon import Daemon
 from mailsms.metrics import Metrics, reply_codes, samples, signal_dbm
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from tests.component.test_ingest import LONG, lmtp, mail, outbox_files
 from tests.support.replies import ALICE, LOCAL, inject, send_mail, with_replies
 from tests.support.wait import async_wait_until
@@ -71,13 +71,13 @@ async def test_accepted_total_counts_each_committed_recipient_and_parts_submitte
     await async_wait_until(lambda: len(outbox_files(state_dir)) == 3, what="three outbox files")
     parts = sum(len(f["parts"]) for f in outbox_files(state_dir))  # type: ignore[arg-type]
     assert parts == 1 + 1 + 4
-    await async_wait_until(lambda: _submitted_rows(state_dir) == 3, what="three messages submitted")
+    await async_wait_until(lambda: _submitted_rows(daemon.config) == 3, what="three messages submitted")
     assert await value(daemon, "mailsms_parts_submitted_total", gateway="outbox") == 6
     assert await value(daemon, "mailsms_parts_failed_total", gateway="outbox") == 0
 
 
-def _submitted_rows(state_dir: Path) -> int:
-    return int(rows(state_dir, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0])
+def _submitted_rows(config: Config) -> int:
+    return int(rows(config, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0])
 
 
 async def test_rejected_recipients_count_by_reply_code_and_enhanced_code(daemon: Daemon) -> None:
@@ -99,9 +99,9 @@ async def test_rejected_recipients_count_by_reply_code_and_enhanced_code(daemon:
 # -- parts out, reports back -------------------------------------------------------------------
 
 
-async def test_delivery_report_counts_the_part_delivered_and_its_latency(daemon: Daemon, state_dir: Path) -> None:
+async def test_delivery_report_counts_the_part_delivered_and_its_latency(daemon: Daemon, config: Config) -> None:
     queue_id = str((await call(daemon, "/sms/?number=%2B15551234567&data=hello")).body["queue_id"])
-    await async_wait_until(lambda: _submitted_rows(state_dir) == 1, what="the part submitted")
+    await async_wait_until(lambda: _submitted_rows(config) == 1, what="the part submitted")
     assert await value(daemon, "mailsms_dlr_latency_seconds_count") == 0
     answer = await call(daemon, f"/dlr/outbox?id={queue_id}.1&status=delivered")
     assert answer.status == 200, answer.body
@@ -114,15 +114,15 @@ async def test_delivery_report_counts_the_part_delivered_and_its_latency(daemon:
     assert await value(daemon, "mailsms_parts_delivered_total", gateway="outbox") == 1
 
 
-async def test_failed_report_counts_a_failed_part(daemon: Daemon, state_dir: Path) -> None:
+async def test_failed_report_counts_a_failed_part(daemon: Daemon, config: Config) -> None:
     queue_id = str((await call(daemon, "/sms/?number=%2B15551234567&data=hello")).body["queue_id"])
-    await async_wait_until(lambda: _submitted_rows(state_dir) == 1, what="the part submitted")
+    await async_wait_until(lambda: _submitted_rows(config) == 1, what="the part submitted")
     assert (await call(daemon, f"/dlr/outbox?id={queue_id}.1&status=16")).status == 200
     assert await value(daemon, "mailsms_parts_failed_total", gateway="outbox") == 1
     assert await value(daemon, "mailsms_parts_delivered_total", gateway="outbox") == 0
 
 
-async def test_permanent_refusal_counts_every_unsent_part_failed(config: Config, state_dir: Path) -> None:
+async def test_permanent_refusal_counts_every_unsent_part_failed(config: Config) -> None:
     refusing = GatewayConfig(id="fake", type="fake", options=fake.Options(permanent_fail=r"^\+1555"))
     running = Daemon(with_gateways(config, refusing))
     await running.start()
@@ -130,7 +130,7 @@ async def test_permanent_refusal_counts_every_unsent_part_failed(config: Config,
         answer = await call(running, f"/sms/?number=%2B15551234567&data={'word%20' * 100}")  # 4 parts
         assert (answer.status, answer.body["parts"]) == (200, 4)
         await async_wait_until(
-            lambda: rows(state_dir, "SELECT state FROM message")[0][0] == "failed", what="the message failed"
+            lambda: rows(config, "SELECT state FROM message")[0][0] == "failed", what="the message failed"
         )
         assert await value(running, "mailsms_parts_failed_total", gateway="fake") == 4
         assert await value(running, "mailsms_parts_submitted_total", gateway="fake") == 0
@@ -141,7 +141,7 @@ async def test_permanent_refusal_counts_every_unsent_part_failed(config: Config,
 # -- read at scrape time -------------------------------------------------------------------
 
 
-async def test_queue_depth_and_oldest_age_are_read_from_the_store(config: Config, state_dir: Path) -> None:
+async def test_queue_depth_and_oldest_age_are_read_from_the_store(config: Config) -> None:
     hanging = GatewayConfig(id="fake", type="fake", options=fake.Options(hang=r"^\+1555"))
     quick = dataclasses.replace(config, queue=dataclasses.replace(config.queue, stop_grace_time=0.2))
     running = Daemon(with_gateways(quick, hanging))
@@ -150,8 +150,8 @@ async def test_queue_depth_and_oldest_age_are_read_from_the_store(config: Config
         for _ in range(2):
             assert (await call(running, "/sms/?number=%2B15551234567&data=hi")).status == 200
         assert (await call(running, "/sms/?number=%2B4915112345678&data=hi")).status == 200
-        await async_wait_until(lambda: _submitted_rows(state_dir) == 1, what="the other number submitted")
-        (created,) = rows(state_dir, "SELECT MIN(created) FROM message WHERE number = '+15551234567'")[0]
+        await async_wait_until(lambda: _submitted_rows(config) == 1, what="the other number submitted")
+        (created,) = rows(config, "SELECT MIN(created) FROM message WHERE number = '+15551234567'")[0]
         running.metrics.clock = lambda: float(created) + 125.0
         assert await value(running, "mailsms_queue_messages", state="queued") == 2  # in flight, still queued
         assert await value(running, "mailsms_queue_messages", state="submitted") == 1
@@ -172,7 +172,7 @@ async def test_breaker_state_is_read_from_the_scheduler(daemon: Daemon) -> None:
 
 @dataclass
 class _Running:
-    store: SqliteStore | None = None
+    store: QueueStore | None = None
     scheduler: object | None = None
     transports: dict[str, Transport] = field(default_factory=dict)
 
@@ -198,7 +198,7 @@ def test_two_daemons_keep_separate_registries() -> None:
 # -- incoming SMS and the reply log ----------------------------------------------------------
 
 
-async def test_inbound_and_reply_log_lookups_count_each_route(config: Config, state_dir: Path) -> None:
+async def test_inbound_and_reply_log_lookups_count_each_route(config: Config) -> None:
     running = Daemon(with_replies(config))
     await running.start()
     try:
@@ -206,11 +206,11 @@ async def test_inbound_and_reply_log_lookups_count_each_route(config: Config, st
         await inject(running, sender="+15559990001", text=f"#bob@{LOCAL}# hello")
         await send_mail(running, ALICE, subject="Lunch", message_id="<m1@example.test>")
         await async_wait_until(
-            lambda: rows(state_dir, "SELECT COUNT(*) FROM reply_link")[0][0] == 1, what="the reply link"
+            lambda: rows(config, "SELECT COUNT(*) FROM reply_link")[0][0] == 1, what="the reply link"
         )
         await inject(running)  # from the number ALICE wrote to
         await async_wait_until(
-            lambda: rows(state_dir, "SELECT COUNT(*) FROM inbound WHERE state = 'received'")[0][0] == 0,
+            lambda: rows(config, "SELECT COUNT(*) FROM inbound WHERE state = 'received'")[0][0] == 0,
             what="every MO routed",
         )
         assert await value(running, "mailsms_inbound_total", gateway="outbox") == 3

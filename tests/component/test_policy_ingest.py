@@ -7,7 +7,6 @@ import base64
 import dataclasses
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from mailsms.store.accounts import get_account, put_account
 from mailsms.values import ListenAddress
 from tests.component.test_ingest import lmtp, mail, outbox_files
 from tests.conftest import replace_server
+from tests.support.db import database, state_config
 from tests.support.lmtp import LmtpClient, Reply
 from tests.support.wait import async_wait_until
 from tests.support.web import call, outbox_gateway, with_web
@@ -46,6 +46,26 @@ def alice(**changes: object) -> Account:
 
     base = Account("alice", HASH, month=month_of(time()))
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def dump(config: Config) -> str:
+    """Every value of every row of every table of the queue, one row a line."""
+    with database(config) as conn:
+        if config.store.url:
+            tables = conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()
+        else:
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        found = [row for (table,) in tables for row in conn.execute(f'SELECT * FROM "{table}"').fetchall()]
+    text = (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for row in found for v in row)
+    return "\n".join(text)
+
+
+def config_file(path: Path, state_dir: Path, store_url: str) -> Path:
+    """A configuration file for the command-line tools naming the test's state directory and store."""
+    path.write_text(f"[state]\ndir = '{state_dir}'\n[store]\nurl = '{store_url}'\n")
+    return path
 
 
 def rcpt(number: str = NUMBER, user: str = "", password: str = "") -> str:
@@ -331,30 +351,23 @@ async def test_no_password_reaches_logs_queue_rows_or_listings(
     await call(strict, f"/sms/?number=%2B15551234567&data=hi&user=alice&pass={PASSWORD}")
     await call(strict, f"/sms/?number=%2B15551234567&data=hi&user=alice&pass={PASSWORD}z")
     await async_wait_until(lambda: len(outbox_files(state_dir)) >= 2, what="outbox files")
-    db = sqlite3.connect(state_dir / "queue.sqlite")
-    try:
-        dump = "\n".join(db.iterdump())
-    finally:
-        db.close()
-    config_file = state_dir.parent / "m.toml"
-    config_file.write_text(f"[state]\ndir = '{state_dir}'\n")
-    assert main(["queue", "list", "--config", str(config_file)]) == 0
-    assert main(["accounts", "export", "--config", str(config_file)]) == 0
+    stored = dump(strict.config)
+    tools = config_file(state_dir.parent / "m.toml", state_dir, strict.config.store.url)
+    assert main(["queue", "list", "--config", str(tools)]) == 0
+    assert main(["accounts", "export", "--config", str(tools)]) == 0
     outbox = json.dumps(outbox_files(state_dir))
     assert "queued" in caplog.text and "authentication fail" in caplog.text
-    for where in (caplog.text, dump, capsys.readouterr().out, outbox):
+    for where in (caplog.text, stored, capsys.readouterr().out, outbox):
         assert PASSWORD not in where
-    assert "pass=(set)" in dump  # the recipient is kept, its password value is not
+    assert "pass=(set)" in stored  # the recipient is kept, its password value is not
 
 
 def test_cli_add_import_export_disable_delete(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, state_dir: Path, store_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import io
 
-    config_file = tmp_path / "m.toml"
-    config_file.write_text(f"[state]\ndir = '{tmp_path / 'var'}'\n")
-    cfg = ["--config", str(config_file)]
+    cfg = ["--config", str(config_file(tmp_path / "m.toml", state_dir, store_url))]
     monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
     assert main(["accounts", "add", "bob", "--password-stdin", "--maxsend", "10", *cfg]) == 0
     seed = tmp_path / "smsusers.dat"
@@ -372,9 +385,7 @@ def test_cli_add_import_export_disable_delete(
     assert main(["accounts", "list", *cfg]) == 0
     out = capsys.readouterr().out
     assert "password:    set" in out and "disabled" in out and PASSWORD not in out
-    conn = sqlite3.connect(tmp_path / "var" / "queue.sqlite")
-    stored = "\n".join(conn.iterdump())
-    conn.close()
+    stored = dump(state_config(state_dir, store_url))
     assert PASSWORD not in stored and "$argon2id$" in stored
     bad = tmp_path / "bad.dat"
     bad.write_text(f"erin:{PASSWORD}::x:many:0:0:0::\n")

@@ -20,8 +20,11 @@ NUMBER = "+15551234567"
 LONG_TEXT = " ".join(f"word{n}" for n in range(70))  # 3 GSM parts
 
 
-def config_text(port: int, extra: str = "") -> str:
+def config_text(port: int, store_url: str, extra: str = "") -> str:
     return f"""
+[store]
+url = "{store_url}"
+
 [server]
 lmtp_listen = "127.0.0.1:{port}"
 http_listen = ""
@@ -86,27 +89,31 @@ def lmtp(port: int, text: str, number: str = NUMBER) -> str:
         return final
 
 
-def test_sighup_applies_a_good_file_and_keeps_the_old_one_for_a_bad_file(tmp_path: Path) -> None:
+def test_sighup_applies_a_good_file_and_keeps_the_old_one_for_a_bad_file(tmp_path: Path, store_url: str) -> None:
     port = free_port()
     conf = tmp_path / "mailsms.toml"
-    conf.write_text(config_text(port))
+    conf.write_text(config_text(port, store_url))
     with serving(tmp_path, port) as (proc, log):
         assert lmtp(port, "hello").startswith("250")
         conf.write_text(
-            config_text(port, '\n[[route]]\nname = "no-us"\nnumber = "\\\\+1555.*"\nreject = "550 5.7.1 not today"\n')
+            config_text(
+                port, store_url, '\n[[route]]\nname = "no-us"\nnumber = "\\\\+1555.*"\nreject = "550 5.7.1 not today"\n'
+            )
         )
         proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "reload: configuration mailsms.toml applied" in log.read_text(), what="reloaded")
         assert lmtp(port, "hello") == "550 5.7.1 not today"
 
-        conf.write_text(config_text(port).replace('queue_run_delay = "0.1s"', 'queue_run_delay = "0.1s"\nbogus = 1'))
+        conf.write_text(
+            config_text(port, store_url).replace('queue_run_delay = "0.1s"', 'queue_run_delay = "0.1s"\nbogus = 1')
+        )
         proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "the running configuration is kept" in log.read_text(), what="bad file refused")
         assert "queue.bogus: unknown" in log.read_text()
         assert lmtp(port, "hello") == "550 5.7.1 not today"  # still serving, with the rules it had
         assert lmtp(port, "hello", "+447700900123").startswith("250")
 
-        conf.write_text(config_text(free_port()))  # a new listener needs a restart: said, and kept
+        conf.write_text(config_text(free_port(), store_url))  # a new listener needs a restart: said, and kept
         proc.send_signal(signal.SIGHUP)
         wait_until(lambda: "changes to server need a restart" in log.read_text(), what="restart named")
         assert lmtp(port, "hello").startswith("250")
@@ -114,9 +121,11 @@ def test_sighup_applies_a_good_file_and_keeps_the_old_one_for_a_bad_file(tmp_pat
         assert proc.wait(timeout=30) == 0
 
 
-def test_sigterm_finishes_the_multipart_message_in_flight_and_keeps_the_rest_queued(tmp_path: Path) -> None:
+def test_sigterm_finishes_the_multipart_message_in_flight_and_keeps_the_rest_queued(
+    tmp_path: Path, store_url: str
+) -> None:
     port = free_port()
-    (tmp_path / "mailsms.toml").write_text(config_text(port))
+    (tmp_path / "mailsms.toml").write_text(config_text(port, store_url))
     with serving(tmp_path, port) as (proc, log):
         first = lmtp(port, LONG_TEXT).split()[2]
         second = lmtp(port, "short one").split()[2]
@@ -128,7 +137,7 @@ def test_sigterm_finishes_the_multipart_message_in_flight_and_keeps_the_rest_que
         assert time.monotonic() - started < 20
     records = fake.read_sent(sent)
     assert [(r["queue_id"], r["seq"]) for r in records] == [(first, 1), (first, 2), (first, 3)]
-    admin = QueueAdmin.open(sent)
+    admin = QueueAdmin.open(sent, store_url)
     assert admin is not None
     try:
         states = {m.id: m.state for m in map(admin.store.load, (first, second)) if m is not None}

@@ -42,7 +42,7 @@ async def deliver(daemon: Daemon, recipients: list[str], head: str = "") -> list
 
 
 def listing(daemon: Daemon) -> list[dict[str, object]]:
-    admin = QueueAdmin.open(daemon.config.state_dir)
+    admin = QueueAdmin.open(daemon.config.state_dir, daemon.config.store.url)
     assert admin is not None
     try:
         return list(json.loads(admin.render_list(include_final=False, as_json=True)))

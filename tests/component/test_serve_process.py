@@ -35,9 +35,16 @@ def test_serve_with_no_configuration_uses_embedded_defaults(tmp_path: Path) -> N
         assert proc.wait(timeout=10) == 0
 
 
-def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
+def store_file(tmp_path: Path, store_url: str) -> list[str]:
+    """``--config`` with a file naming the store of ``store_url`` (and nothing else)."""
+    (tmp_path / "store.toml").write_text(f'[store]\nurl = "{store_url}"\n')
+    return ["--config", "store.toml"]
+
+
+def test_sigint_also_stops_cleanly(tmp_path: Path, store_url: str) -> None:
     lmtp, http = free_port(), free_port()
     args = ["--lmtp-listen", f"127.0.0.1:{lmtp}", "--http-listen", f"127.0.0.1:{http}", "--state-dir", "s"]
+    args += store_file(tmp_path, store_url)
     with serve_process(args, cwd=tmp_path, wait_ports=[lmtp, http]) as proc:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=10) == 0
@@ -46,12 +53,13 @@ def test_sigint_also_stops_cleanly(tmp_path: Path) -> None:
     assert (tmp_path / "s").is_dir()
 
 
-def test_port_in_use_exits_at_once_naming_the_address(tmp_path: Path) -> None:
+def test_port_in_use_exits_at_once_naming_the_address(tmp_path: Path, store_url: str) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = run_cli(["serve", "--lmtp-listen", f"127.0.0.1:{port}", "--http-listen", ""], cwd=tmp_path)
+        args = ["serve", "--lmtp-listen", f"127.0.0.1:{port}", "--http-listen", "", *store_file(tmp_path, store_url)]
+        result = run_cli(args, cwd=tmp_path)
     assert result.returncode == 69
     assert f"cannot listen on 127.0.0.1:{port} (server.lmtp_listen)" in result.stderr
     assert "Traceback" not in result.stderr
@@ -88,11 +96,10 @@ def test_unknown_subcommand_exits_64(tmp_path: Path) -> None:
     assert run_cli(["nosuch"], cwd=tmp_path).returncode == 64
 
 
-def test_serve_stdout_is_empty_and_logs_go_to_stderr(tmp_path: Path) -> None:
+def test_serve_stdout_is_empty_and_logs_go_to_stderr(tmp_path: Path, store_url: str) -> None:
     lmtp = free_port()
-    with serve_process(
-        ["--lmtp-listen", f"127.0.0.1:{lmtp}", "--http-listen", ""], cwd=tmp_path, wait_ports=[lmtp]
-    ) as proc:
+    args = ["--lmtp-listen", f"127.0.0.1:{lmtp}", "--http-listen", "", *store_file(tmp_path, store_url)]
+    with serve_process(args, cwd=tmp_path, wait_ports=[lmtp]) as proc:
         proc.terminate()
         out, err = proc.communicate(timeout=10)
     assert out == ""

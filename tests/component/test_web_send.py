@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from mailsms.config import Config
 from mailsms.daemon import Daemon
-from tests.component.test_ingest import outbox_files
+from tests.component.test_ingest import accept_new_messages, outbox_files, refuse_new_messages
 from tests.support.wait import async_wait_until
 from tests.support.web import call, rows, with_web
 
@@ -24,8 +23,8 @@ async def locked(config: Config) -> Daemon:
     await running.stop()
 
 
-def queued(state_dir: Path) -> int:
-    return int(rows(state_dir, "SELECT COUNT(*) FROM message")[0][0])
+def queued(config: Config) -> int:
+    return int(rows(config, "SELECT COUNT(*) FROM message")[0][0])
 
 
 async def test_send_from_the_trusted_loopback_is_queued_and_reaches_the_outbox(daemon: Daemon, state_dir: Path) -> None:
@@ -79,26 +78,26 @@ async def test_long_text_is_not_cut_to_one_part_unless_maxmsgs_says_so(daemon: D
     ],
 )
 async def test_bad_request_gets_400_with_error_and_status_and_queues_nothing(
-    daemon: Daemon, state_dir: Path, query: str, enhanced: str, words: str
+    daemon: Daemon, config: Config, query: str, enhanced: str, words: str
 ) -> None:
     answer = await call(daemon, f"/sms/?{query}")
     assert answer.status == 400
     assert set(answer.body) == {"error", "status"}
     assert answer.body["status"] == enhanced
     assert words in answer.body["error"]
-    assert queued(state_dir) == 0
+    assert queued(config) == 0
 
 
 @pytest.mark.parametrize(
     "credentials", ["", "&user=john", "&user=john&pass=wrong", "&user=mallory&pass=s3cret", "&pass=s3cret"]
 )
 async def test_missing_or_wrong_credentials_get_401_and_queue_nothing(
-    locked: Daemon, state_dir: Path, credentials: str
+    locked: Daemon, config: Config, credentials: str
 ) -> None:
     answer = await call(locked, f"/sms/?number=+15551234567&data=hi{credentials}")
     assert answer.status == 401
     assert answer.body["status"] == "5.7.8"
-    assert queued(state_dir) == 0
+    assert queued(config) == 0
 
 
 async def test_credentials_are_checked_before_the_request_is_judged(locked: Daemon) -> None:
@@ -116,26 +115,23 @@ async def test_password_never_reaches_the_log(locked: Daemon, caplog: pytest.Log
     assert "s3cret" not in caplog.text and "guess3d" not in caplog.text
 
 
-async def test_database_full_gives_503_with_retry_after_and_recovers(daemon: Daemon, state_dir: Path) -> None:
+async def test_database_full_gives_503_with_retry_after_and_recovers(daemon: Daemon, config: Config) -> None:
     assert daemon.store is not None
     assert (await call(daemon, "/sms/?number=+15551234567&data=first")).status == 200
-
-    def pin(pages: int) -> object:
-        return lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}")
-
-    await daemon.store.write(pin(1))  # SQLITE_FULL from now on, as on a full disk
+    await refuse_new_messages(daemon.store, disk_full=True)
     big = "x" * 4000
     answer = await call(daemon, f"/sms/?number=+15551234567&data={big}")
     assert answer.status == 503
-    assert answer.body == {"error": "queue file write error: insufficient system storage", "status": "4.3.1"}
+    where = "queue write error" if config.store.url else "queue file write error"
+    assert answer.body == {"error": f"{where}: insufficient system storage", "status": "4.3.1"}
     assert int(answer.headers["Retry-After"]) > 0
-    assert queued(state_dir) == 1
-    await daemon.store.write(pin(1073741823))
+    assert queued(config) == 1
+    await accept_new_messages(daemon.store)
     assert (await call(daemon, f"/sms/?number=+15551234567&data={big}")).status == 200
-    assert queued(state_dir) == 2
+    assert queued(config) == 2
 
 
-async def test_a_flood_from_one_address_gets_429_with_retry_after(config: Config, state_dir: Path) -> None:
+async def test_a_flood_from_one_address_gets_429_with_retry_after(config: Config) -> None:
     daemon = Daemon(with_web(config, trusted_networks=[], api_users=(("john", "s3cret"),), rate_limit=1, rate_burst=2))
     await daemon.start()
     try:
@@ -145,7 +141,7 @@ async def test_a_flood_from_one_address_gets_429_with_retry_after(config: Config
     assert [a.status for a in statuses] == [200, 200, 429]
     assert statuses[2].body == {"error": "too many requests from this address, try again later", "status": "4.7.1"}
     assert statuses[2].headers["Retry-After"] == "1"
-    assert queued(state_dir) == 2
+    assert queued(config) == 2
 
 
 async def test_a_broken_json_body_gets_400_and_an_unsupported_body_415(daemon: Daemon) -> None:
@@ -160,10 +156,9 @@ async def test_a_broken_json_body_gets_400_and_an_unsupported_body_415(daemon: D
     }
 
 
-async def test_json_body_is_accepted(daemon: Daemon, state_dir: Path) -> None:
+async def test_json_body_is_accepted(daemon: Daemon, config: Config) -> None:
     answer = await call(
         daemon, "/sms/", method="POST", json_body={"number": "+15551234567", "data": "über", "maxmsgs": 1}
     )
     assert answer.status == 200
-    with sqlite3.connect(state_dir / "queue.sqlite") as db:
-        assert db.execute("SELECT text, encoding FROM message").fetchone() == ("über", "gsm7")
+    assert rows(config, "SELECT text, encoding FROM message") == [("über", "gsm7")]

@@ -72,6 +72,7 @@ async def test_readyz_is_200_when_the_queue_is_writable_and_a_gateway_usable(dae
     assert answer.body == {"status": "ready", "problems": {}, "gateways": {"outbox": "usable"}}
 
 
+@pytest.mark.parametrize("store_url", [""], ids=["sqlite"])  # SQLite's one write lock; PostgreSQL has no such lock
 async def test_readyz_is_503_while_another_process_holds_the_write_lock(
     daemon: Daemon, state_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -128,11 +129,11 @@ def test_admin_password_is_not_in_the_configuration_repr(config: Config) -> None
 # -- /status: content ------------------------------------------------------------------------
 
 
-async def test_status_shows_the_queue_and_search_finds_by_id_number_and_sender(admin: Daemon, state_dir: Path) -> None:
+async def test_status_shows_the_queue_and_search_finds_by_id_number_and_sender(admin: Daemon, config: Config) -> None:
     queue_id = await send_mail(admin, ALICE, subject="Lunch", message_id="<m1@example.test>")
     other = await send_mail(admin, "carol@example.test", "+15550002222", subject="x", message_id="<m2@example.test>")
     await async_wait_until(
-        lambda: rows(state_dir, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0] == 2,
+        lambda: rows(config, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0] == 2,
         what="both submitted",
     )
     text = await admin_page(admin)
@@ -146,7 +147,7 @@ async def test_status_shows_the_queue_and_search_finds_by_id_number_and_sender(a
     assert "0 messages for" in await admin_page(admin, "?q=nobody%40example.test")
 
 
-async def test_status_never_shows_message_text_or_passwords(admin: Daemon, state_dir: Path) -> None:
+async def test_status_never_shows_message_text_or_passwords(admin: Daemon, config: Config) -> None:
     secret_text = "SECRET-BODY-4711"
     answer = await call(admin, f"/sms/?number=%2B15551234567&data={secret_text}")
     assert answer.status == 200, answer.body
@@ -158,7 +159,7 @@ async def test_status_never_shows_message_text_or_passwords(admin: Daemon, state
     assert "pass=(set)" in text  # the careless line, redacted
 
 
-async def test_status_escapes_hostile_values(admin: Daemon, state_dir: Path) -> None:
+async def test_status_escapes_hostile_values(admin: Daemon, config: Config) -> None:
     assert admin.store is not None
     now = 1_700_000_000.0
     hostile = NewMessage(
@@ -197,9 +198,9 @@ async def test_status_lists_accounts_with_this_months_usage(admin: Daemon) -> No
     assert '<td data-label="status">disabled</td>' in text
 
 
-async def test_status_reply_log_lookup_by_number(admin: Daemon, state_dir: Path) -> None:
+async def test_status_reply_log_lookup_by_number(admin: Daemon, config: Config) -> None:
     await send_mail(admin, ALICE, subject="Lunch", message_id="<m1@example.test>")
-    await async_wait_until(lambda: rows(state_dir, "SELECT COUNT(*) FROM reply_link")[0][0] == 1, what="the link")
+    await async_wait_until(lambda: rows(config, "SELECT COUNT(*) FROM reply_link")[0][0] == 1, what="the link")
     for typed in ("%2B15551234567", "15551234567", "%2B1+555+123-4567"):
         text = await admin_page(admin, f"?number={typed}")
         assert f'<td data-label="replies go to">{ALICE}</td>' in text, typed
@@ -208,12 +209,12 @@ async def test_status_reply_log_lookup_by_number(admin: Daemon, state_dir: Path)
 
 
 async def test_status_shows_gateway_health_counts_and_recent_events(
-    admin: Daemon, state_dir: Path, caplog: pytest.LogCaptureFixture
+    admin: Daemon, config: Config, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailsms")
     queue_id = await send_mail(admin, ALICE, subject="Lunch", message_id="<m1@example.test>")
     await async_wait_until(
-        lambda: rows(state_dir, "SELECT state FROM message")[0][0] == "submitted", what="the part submitted"
+        lambda: rows(config, "SELECT state FROM message")[0][0] == "submitted", what="the part submitted"
     )
     text = await admin_page(admin)
     gateways = text.split('id="gateways"')[1].split("</section>")[0]

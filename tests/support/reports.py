@@ -57,13 +57,14 @@ class ReportQueue(Queue):
         delay_warning_time: float = 0.0,
         gather_time: float = 30.0,
         with_reporter: bool = True,
+        store_url: str = "",
     ) -> None:
         self.maildir = state_dir / "mail"
         self.with_reporter = with_reporter
         self.delay_warning_time = delay_warning_time
         self.gather_time = gather_time
         self._mailout_task: asyncio.Task[None] | None = None
-        super().__init__(state_dir, clock, policy, concurrency)
+        super().__init__(state_dir, clock, policy, concurrency, store_url=store_url)
 
     def _scheduler(self) -> Scheduler:
         self.mailout = Mailout(

@@ -13,7 +13,8 @@ from typing import Any
 
 from mailsms.scheduler import RetryPolicy, Scheduler
 from mailsms.store import NewMessage, NewPart, StoredMessage
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.engines import open_store
+from mailsms.store.queue import QueueStore
 from tests.support.wait import async_wait_until
 from transports import fake
 from transports.base import DeliveryReport, OutgoingSms, PartResult, Transport, TransportContext
@@ -104,23 +105,30 @@ class TransportDouble:
 
 
 class Queue:
-    """A state directory with its SQLite queue, transports and one scheduler reading ``clock``.
+    """A state directory with its queue (``store_url``: SQLite in the state directory, or a
+    PostgreSQL database), transports and one scheduler reading ``clock``.
 
     ``transports`` may change between schedulers (as a configuration would);
     ``restart()`` reopens the store and builds a fresh scheduler, as a new process would.
     """
 
-    def __init__(self, state_dir: Path, clock: FakeClock, policy: RetryPolicy, concurrency: int = 4) -> None:
+    def __init__(
+        self, state_dir: Path, clock: FakeClock, policy: RetryPolicy, concurrency: int = 4, *, store_url: str = ""
+    ) -> None:
         self.state_dir = state_dir
+        self.store_url = store_url
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.clock = clock
         self.policy = policy
         self.concurrency = concurrency
-        self.store = SqliteStore.open(state_dir)
+        self.store = self._open_store()
         self.transports: dict[str, Transport] = {}
         self.scheduler = self._scheduler()
         self._run: asyncio.Task[None] | None = None
         self._opened: list[Transport] = []
+
+    def _open_store(self) -> QueueStore:
+        return open_store(self.store_url, self.state_dir, node="test")
 
     def _scheduler(self) -> Scheduler:
         return Scheduler(self.store, self.transports, self.policy, concurrency=self.concurrency, clock=self.clock)
@@ -218,7 +226,7 @@ class Queue:
         """A new process: reopen the queue and build a fresh scheduler with ``transports`` (not started)."""
         assert self._run is None, "stop the scheduler first"
         self.store.close()
-        self.store = SqliteStore.open(self.state_dir)
+        self.store = self._open_store()
         self.transports.clear()
         for transport in transports:
             await self.add(transport)
@@ -233,9 +241,11 @@ class Queue:
 
 
 @asynccontextmanager
-async def opened(state_dir: Path, clock: FakeClock, policy: RetryPolicy, concurrency: int = 4) -> AsyncIterator[Queue]:
-    """A ``Queue`` closed (scheduler, transports, store) when the block ends."""
-    made = Queue(state_dir, clock, policy, concurrency=concurrency)
+async def opened(
+    state_dir: Path, clock: FakeClock, policy: RetryPolicy, concurrency: int = 4, *, store_url: str = ""
+) -> AsyncIterator[Queue]:
+    """A ``Queue`` (on the store of ``store_url``) closed (scheduler, transports, store) when the block ends."""
+    made = Queue(state_dir, clock, policy, concurrency=concurrency, store_url=store_url)
     try:
         yield made
     finally:

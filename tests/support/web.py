@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from yarl import URL
 from mailsms.config import Config, GatewayConfig
 from mailsms.daemon import Daemon
 from mailsms.values import parse_networks
+from tests.support import db
 from transports import outbox
 
 
@@ -69,13 +69,11 @@ def with_gateways(config: Config, *gateways: GatewayConfig) -> Config:
     return dataclasses.replace(config, gateways=gateways)
 
 
-def rows(state_dir: Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    """Read the queue file as another process would."""
-    conn = sqlite3.connect(state_dir / "queue.sqlite")
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+def rows(where: Config | Path, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    """Read the queue as another process would: the store of a configuration, whichever engine,
+    or the default SQLite queue of a bare state directory."""
+    config = where if isinstance(where, Config) else db.state_config(where)
+    return [tuple(row) for row in db.rows(config, sql, params)]
 
 
 @asynccontextmanager

@@ -34,3 +34,15 @@ def test_a_million_ids_in_one_millisecond_borrow_the_next() -> None:
     a, b = ids(), ids()
     assert int(b, 16) == (6 << 20)
     assert int(a, 16) == (5 << 20) | ((1 << 20) - 1)
+
+
+def test_nodes_sharing_a_queue_never_make_the_same_id_in_one_millisecond() -> None:
+    """Two nodes on one PostgreSQL queue: their numbers keep their ids apart, however busy both are."""
+    frozen = 1_700_000_000_000 * 1_000_000  # both clocks stuck in the same millisecond
+    first, second = QueueIds(clock=lambda: frozen), QueueIds(clock=lambda: frozen)
+    first.on_node(1)
+    second.on_node(2)
+    ids = [first() for _ in range(5000)] + [second() for _ in range(5000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 16 and i == i.upper() for i in ids)
+    assert sorted(ids[:5000]) == ids[:5000]  # each node's ids still sort by arrival
