@@ -179,10 +179,15 @@ class PgStore(QueueStore):
         # for the WAL flush. Each is made durable by the writer's next commit (WAL is written in
         # order), which is the one that records parts as sending; nothing acknowledged depends on them.
         conn.execute("SET synchronous_commit = off")
-        self.node_number = _register(conn, node)
         writer = BatchWriter(functools.partial(PgConnection, url, application=f"{name} writer"), storage_error)
         super().__init__(conn, writer)
         self._listener: _Listener | None = None
+
+    @functools.cached_property
+    def node_number(self) -> int:
+        """This node's number among the nodes of the queue (1, 2, ...), registered at first use; it
+        keeps their queue ids apart (``mailsms.ingest.QueueIds.on_node``)."""
+        return _register(self.conn, self.node)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Conn]:
@@ -260,7 +265,7 @@ class PgStore(QueueStore):
             self._listener.start()
 
 
-def _register(conn: PgConnection, node: str) -> int:
+def _register(conn: Conn, node: str) -> int:
     """This node's number among those sharing the queue (1, 2, ...): kept from its first start."""
     conn.execute("BEGIN")
     try:
