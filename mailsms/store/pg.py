@@ -3,7 +3,8 @@
 :class:`PgConnection` gives psycopg 3 the face of a ``sqlite3.Connection``
 (see ``mailsms.store.conn``): the store's SQL is written once, ``?``
 placeholders become ``%s``, Python booleans are stored as the integers the
-schema keeps, and PostgreSQL's errors are raised as the ``sqlite3`` module's
+schema keeps (NUL characters, which PostgreSQL's text cannot hold, as
+U+FFFD), and PostgreSQL's errors are raised as the ``sqlite3`` module's
 classes (a unique key as ``IntegrityError``, a full disk as an
 ``OperationalError`` that says "full").  Each connection runs in autocommit
 mode, so ``BEGIN``/``COMMIT`` are statements, as with SQLite.
@@ -67,7 +68,12 @@ def translate(sql: str, with_params: bool) -> str:
 
 
 def _value(value: object) -> object:
-    return int(value) if isinstance(value, bool) else value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL's text cannot hold NUL (SQLite's can): a NUL that came in an SMS is kept visible.
+        return value.replace("\x00", "\ufffd")
+    return value
 
 
 def _params(parameters: Any) -> Any:

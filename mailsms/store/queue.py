@@ -199,12 +199,13 @@ class QueueStore:
             parts[message_id].append(
                 StoredPart(seq, text, bytes(udh), bytes(data) if data is not None else None, state, msgid)
             )
-        loaded: dict[str, StoredMessage] = {}
+        by_id: dict[str, StoredMessage] = {}
         for row in rows:
             fields: dict[str, object] = dict(zip(_MESSAGE_COLUMNS, row, strict=True))
             fields["possible_duplicate"] = bool(fields["possible_duplicate"])
-            loaded[row[0]] = StoredMessage(**fields, parts=tuple(parts[row[0]]))  # type: ignore[arg-type]
-        return loaded
+            by_id[row[0]] = StoredMessage(**fields, parts=tuple(parts[row[0]]))  # type: ignore[arg-type]
+        # In the order asked for (the claim's: oldest attempt first), whatever order the engine returned.
+        return {i: by_id[i] for i in message_ids if i in by_id}
 
     def sending_on(self, gateway: str) -> bool:
         """True while a part of ``gateway`` is in ``sending``: its gateway id may not be committed yet."""

@@ -112,12 +112,12 @@ def _rows(conn: Conn, where: str, args: Sequence[object]) -> list[ReportRow]:
 
 def due_reports(conn: Conn, limit: int) -> list[ReportRow]:
     """Rows with an event awaiting its report (a partial index keeps this cheap)."""
-    return _rows(conn, "report_due != 0 ORDER BY updated LIMIT ?", (limit,))
+    return _rows(conn, "report_due != 0 ORDER BY updated, id LIMIT ?", (limit,))
 
 
 def due_warnings(conn: Conn, now: float, limit: int) -> list[ReportRow]:
     """Rows whose delay warning time has come, whatever their state (the caller checks)."""
-    return _rows(conn, "warn_at IS NOT NULL AND warn_at <= ? ORDER BY warn_at LIMIT ?", (now, limit))
+    return _rows(conn, "warn_at IS NOT NULL AND warn_at <= ? ORDER BY warn_at, id LIMIT ?", (now, limit))
 
 
 def siblings(conn: Conn, mail_id: str) -> list[tuple[str, str, float]]:

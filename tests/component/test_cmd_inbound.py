@@ -13,12 +13,12 @@ from tests.support.wait import wait_until
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, store_url: str) -> Path:
     """A configuration with its own ports, an outbox gateway and a kannel-like one with a secret."""
     path = tmp_path / "mailsms.toml"
     path.write_text(
         f"[server]\nlmtp_listen = '127.0.0.1:{free_port()}'\nhttp_listen = '127.0.0.1:{free_port()}'\n"
-        f"[state]\ndir = '{tmp_path / 'var'}'\n"
+        f"[state]\ndir = '{tmp_path / 'var'}'\n[store]\nurl = '{store_url}'\n"
         "[[gateway]]\nid = 'outbox'\ntype = 'outbox'\n"
         "[[gateway]]\nid = 'second'\ntype = 'outbox'\nwebhook_secret = 'hush'\nwebhook_allow = ['127.0.0.1']\n"
     )

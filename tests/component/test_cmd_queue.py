@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mailsms.cli import main
 from mailsms.store import NewMessage, NewPart
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 
 
-def config_for(tmp_path: Path) -> str:
+def config_for(tmp_path: Path, store_url: str) -> str:
     path = tmp_path / "m.toml"
-    path.write_text(f"[state]\ndir = '{tmp_path / 'var'}'\n")
+    path.write_text(f"[state]\ndir = '{tmp_path / 'var'}'\n[store]\nurl = '{store_url}'\n")
     return str(path)
 
 
-async def queue_two(state: Path) -> None:
+async def queue_two(state: Path, open_queue: Callable[[], QueueStore]) -> None:
     state.mkdir(mode=0o700)
-    store = SqliteStore.open(state)
+    store = open_queue()
     for qid, number in (("AAAA00000001", "+15551234567"), ("AAAA00000002", "+15557654321")):
         await store.enqueue([
             NewMessage(id=qid, created=1_700_000_000.0, sender="alice@example.com",
@@ -36,9 +37,11 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-async def test_queue_list_json_has_the_contract_fields(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    await queue_two(tmp_path / "var")
-    code, out, _ = run(capsys, "queue", "list", "--json", "--config", config_for(tmp_path))
+async def test_queue_list_json_has_the_contract_fields(
+    tmp_path: Path, store_url: str, open_queue: Callable[[], QueueStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    await queue_two(tmp_path / "var", open_queue)
+    code, out, _ = run(capsys, "queue", "list", "--json", "--config", config_for(tmp_path, store_url))
     assert code == 0
     rows = json.loads(out)
     assert [r["id"] for r in rows] == ["AAAA00000001", "AAAA00000002"]
@@ -60,9 +63,11 @@ async def test_queue_list_json_has_the_contract_fields(tmp_path: Path, capsys: p
     assert rows[0]["from"] == "alice@example.com"
 
 
-async def test_hold_release_delete_and_flush(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    await queue_two(tmp_path / "var")
-    cfg = config_for(tmp_path)
+async def test_hold_release_delete_and_flush(
+    tmp_path: Path, store_url: str, open_queue: Callable[[], QueueStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    await queue_two(tmp_path / "var", open_queue)
+    cfg = config_for(tmp_path, store_url)
     assert run(capsys, "queue", "hold", "AAAA00000001", "--config", cfg)[0] == 0
     states = {r["id"]: r["state"] for r in json.loads(run(capsys, "queue", "list", "--json", "--config", cfg)[1])}
     assert states == {"AAAA00000001": "hold", "AAAA00000002": "queued"}
@@ -76,15 +81,17 @@ async def test_hold_release_delete_and_flush(tmp_path: Path, capsys: pytest.Capt
     assert [r["id"] for r in json.loads(run(capsys, "queue", "list", "--json", "--config", cfg)[1])] == ["AAAA00000001"]
 
 
-async def test_show_never_shows_a_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    await queue_two(tmp_path / "var")
-    code, out, _ = run(capsys, "queue", "show", "AAAA00000001", "--json", "--config", config_for(tmp_path))
+async def test_show_never_shows_a_password(
+    tmp_path: Path, store_url: str, open_queue: Callable[[], QueueStore], capsys: pytest.CaptureFixture[str]
+) -> None:
+    await queue_two(tmp_path / "var", open_queue)
+    code, out, _ = run(capsys, "queue", "show", "AAAA00000001", "--json", "--config", config_for(tmp_path, store_url))
     assert code == 0
     shown = json.loads(out)
     assert shown["number"] == "+15551234567"
     assert "pass=(set)" in shown["recipient"]
 
 
-def test_list_without_a_queue_is_empty(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "queue", "list", "--json", "--config", config_for(tmp_path))
+def test_list_without_a_queue_is_empty(tmp_path: Path, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "queue", "list", "--json", "--config", config_for(tmp_path, store_url))
     assert (code, out.strip()) == (0, "[]")

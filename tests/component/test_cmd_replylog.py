@@ -5,22 +5,23 @@ from __future__ import annotations
 import json
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dkim
 import pytest
 
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from replylog.links import ReplyLink
 from replylog.store import record
 from tests.support.proc import run_cli
 
 
 @pytest.fixture
-def config_file(tmp_path: Path) -> Path:
+def config_file(tmp_path: Path, store_url: str) -> Path:
     state = tmp_path / "var"
     path = tmp_path / "mailsms.toml"
-    path.write_text(f"[state]\ndir = '{state}'\n[replylog]\nkeep_minutes = 60\n")
+    path.write_text(f"[state]\ndir = '{state}'\n[store]\nurl = '{store_url}'\n[replylog]\nkeep_minutes = 60\n")
     return path
 
 
@@ -29,10 +30,10 @@ def cli(config_file: Path, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def fill(config_file: Path) -> None:
+def fill(config_file: Path, open_queue: Callable[[], QueueStore]) -> None:
     state = config_file.parent / "var"
     state.mkdir()
-    store = SqliteStore.open(state)
+    store = open_queue()
     now = time.time()
     with store.transaction() as conn:
         record(conn, ReplyLink("+15551234567", "alice@x.test", "outbox", "<a@x>", "Lunch?", now - 60, "Q1"))
@@ -41,8 +42,10 @@ def fill(config_file: Path) -> None:
     store.close()
 
 
-def test_list_shows_live_links_newest_first_with_the_contract_fields(config_file: Path) -> None:
-    fill(config_file)
+def test_list_shows_live_links_newest_first_with_the_contract_fields(
+    config_file: Path, open_queue: Callable[[], QueueStore]
+) -> None:
+    fill(config_file, open_queue)
     code, out, err = cli(config_file, "replylog", "list", "--json")
     assert (code, err) == (0, "")
     entries = json.loads(out)
@@ -54,8 +57,10 @@ def test_list_shows_live_links_newest_first_with_the_contract_fields(config_file
     assert entries[1]["created"].endswith("Z") and entries[1]["expires"] > entries[1]["created"]
 
 
-def test_list_filters_by_number_and_sender_and_all_shows_expired_ones(config_file: Path) -> None:
-    fill(config_file)
+def test_list_filters_by_number_and_sender_and_all_shows_expired_ones(
+    config_file: Path, open_queue: Callable[[], QueueStore]
+) -> None:
+    fill(config_file, open_queue)
     number = json.loads(cli(config_file, "replylog", "list", "--json", "--number", "1 555 123 4567")[1])
     assert [e["sender"] for e in number] == ["alice@x.test"]
     everything = json.loads(cli(config_file, "replylog", "list", "--json", "--all", "--number", "+15551234567")[1])
@@ -66,8 +71,8 @@ def test_list_filters_by_number_and_sender_and_all_shows_expired_ones(config_fil
     assert code == 0 and "bob@x.test (expired)" in out and out.rstrip().endswith("-- 3 links")
 
 
-def test_purge_deletes_expired_links(config_file: Path) -> None:
-    fill(config_file)
+def test_purge_deletes_expired_links(config_file: Path, open_queue: Callable[[], QueueStore]) -> None:
+    fill(config_file, open_queue)
     assert cli(config_file, "replylog", "purge") == (0, "mailsms: 1 expired link purged\n", "")
     all_left = json.loads(cli(config_file, "replylog", "list", "--json", "--all")[1])
     assert len(all_left) == 2

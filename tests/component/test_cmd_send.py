@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,37 +16,38 @@ from mailsms.cmd_send import ListError, Row, cli_queue_ids, progress_line, read_
 from mailsms.config import Config
 from mailsms.daemon import Daemon
 from mailsms.ingest import new_queue_id
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from tests.component.test_ingest import outbox_files
+from tests.support.db import one, rows, state_config
 from tests.support.wait import async_wait_until
 
 TEXT = "Meeting moved to 3pm"
 
 
-def config_file(tmp_path: Path, extra: str = "") -> Path:
+def config_file(tmp_path: Path, extra: str = "", store_url: str = "") -> Path:
     path = tmp_path / "m.toml"
-    path.write_text(f"[state]\ndir = '{tmp_path / 'var'}'\n{extra}")
+    path.write_text(f"[state]\ndir = '{tmp_path / 'var'}'\n[store]\nurl = '{store_url}'\n{extra}")
     return path
 
 
 @pytest.fixture
-def queue_config(tmp_path: Path) -> Path:
+def queue_config(tmp_path: Path, store_url: str, open_queue: Callable[[], QueueStore]) -> Path:
     """A configuration whose queue exists (the daemon ran once), refusing +44 destinations."""
     (tmp_path / "var").mkdir(mode=0o700)
-    SqliteStore.open(tmp_path / "var").close()
-    return config_file(tmp_path, "[policy]\nblocked_prefixes = ['+44']\n")
+    open_queue().close()
+    return config_file(tmp_path, "[policy]\nblocked_prefixes = ['+44']\n", store_url)
 
 
-def messages(tmp_path: Path) -> list[tuple[str, str, str, int]]:
+def messages(tmp_path: Path, store_url: str) -> list[tuple[str, str, str, int]]:
     """(number, text, gateway, parts) of every queued message, oldest first."""
-    with sqlite3.connect(tmp_path / "var" / "queue.sqlite") as conn:
-        return [
-            (number, text, gateway, int(parts))
-            for number, text, gateway, parts in conn.execute(
-                "SELECT number, text, gateway, (SELECT COUNT(*) FROM part WHERE message_id = m.id)"
-                " FROM message m ORDER BY id"
-            )
-        ]
+    return [
+        (number, text, gateway, int(parts))
+        for number, text, gateway, parts in rows(
+            state_config(tmp_path / "var", store_url),
+            "SELECT number, text, gateway, (SELECT COUNT(*) FROM part WHERE message_id = m.id)"
+            " FROM message m ORDER BY id",
+        )
+    ]
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -59,30 +60,30 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 def test_one_number_is_queued_with_the_text(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     code, out, _ = run(capsys, "send", "--config", str(queue_config), "+15551234567", TEXT)
     assert code == 0
     assert out.startswith("mailsms: queued as ") and out.rstrip().endswith("(1 part)")
-    assert [m[:2] for m in messages(tmp_path)] == [("+15551234567", TEXT)]
+    assert [m[:2] for m in messages(tmp_path, store_url)] == [("+15551234567", TEXT)]
 
 
 def test_long_text_is_split_like_the_api_and_maxmsgs_caps_it(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     run(capsys, "send", "--config", str(queue_config), "+15551234567", "x" * 400)
     run(capsys, "send", "--config", str(queue_config), "--maxmsgs", "2", "+15557654321", "x" * 400)
-    assert [m[3] for m in messages(tmp_path)] == [3, 2]
+    assert [m[3] for m in messages(tmp_path, store_url)] == [3, 2]
 
 
 def test_a_number_policy_refuses_is_not_queued(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     code, out, err = run(capsys, "send", "--config", str(queue_config), "+447700900123", TEXT)
     assert code == 65
     assert out == ""
     assert "550 5.7.1" in err and "blocked" in err
-    assert messages(tmp_path) == []
+    assert messages(tmp_path, store_url) == []
 
 
 def test_bad_number_gets_the_address_rules_reply(queue_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,12 +93,11 @@ def test_bad_number_gets_the_address_rules_reply(queue_config: Path, capsys: pyt
 
 
 def test_sender_and_unknown_gateway_are_address_parameters(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     code, _, _ = run(capsys, "send", "--config", str(queue_config), "--sender", "ACME", "+15551234567", TEXT)
     assert code == 0
-    with sqlite3.connect(tmp_path / "var" / "queue.sqlite") as conn:
-        (params,) = conn.execute("SELECT params FROM message").fetchone()
+    params = one(state_config(tmp_path / "var", store_url), "SELECT params FROM message")
     assert '"sender":"ACME"' in params
     code, _, err = run(capsys, "send", "--config", str(queue_config), "--gateway", "nope", "+15551234567", TEXT)
     assert code == 65
@@ -105,15 +105,16 @@ def test_sender_and_unknown_gateway_are_address_parameters(
 
 
 def test_control_characters_in_the_text_refuse_everything(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     code, _, err = run(capsys, "send", "--config", str(queue_config), "+15551234567", "a\x07b")
     assert code == 65
     assert "control characters" in err
-    assert messages(tmp_path) == []
+    assert messages(tmp_path, store_url) == []
 
 
 def test_no_queue_yet_is_no_input_and_creates_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # SQLite only: "no queue" is a missing queue file (a PostgreSQL database is used as it is).
     code, _, err = run(capsys, "send", "--config", str(config_file(tmp_path)), "+15551234567", TEXT)
     assert code == 66
     assert "no queue in" in err
@@ -150,19 +151,19 @@ def test_account_monthly_limit_counts_rows_of_this_run(
 
 
 def test_unknown_account_refuses_before_anything_is_queued(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     code, _, err = run(capsys, "send", "--config", str(queue_config), "--account", "ghost", "+15551234567", TEXT)
     assert code == 77
     assert "ghost" in err
-    assert messages(tmp_path) == []
+    assert messages(tmp_path, store_url) == []
 
 
 # -- lists -------------------------------------------------------------------------------
 
 
 def test_list_with_a_header_column_queues_each_number_and_lists_rejected_rows(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     numbers = tmp_path / "list.csv"
     numbers.write_text(
@@ -183,18 +184,18 @@ def test_list_with_a_header_column_queues_each_number_and_lists_rejected_rows(
     assert lines[1].startswith("line 5: not a number: 5")
     assert lines[2] == "line 7: +15550000001: duplicate of line 2"
     assert TEXT not in out + err
-    assert [m[0] for m in messages(tmp_path)] == ["+15550000001", "+15550000004"]
+    assert [m[0] for m in messages(tmp_path, store_url)] == ["+15550000001", "+15550000004"]
 
 
 def test_list_of_plain_numbers_all_queued_exits_0(
-    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    queue_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
     numbers = tmp_path / "list.csv"
     numbers.write_text("\n".join(f"+1555000{n:04d}" for n in range(450)) + "\n")
     code, out, _ = run(capsys, "send", "--config", str(queue_config), "--file", str(numbers), TEXT)
     assert code == 0
     assert out.strip() == "mailsms: 450 queued, 0 rejected, of 450 number(s)"
-    queued = messages(tmp_path)
+    queued = messages(tmp_path, store_url)
     assert len(queued) == 450 and len({m[0] for m in queued}) == 450
 
 
@@ -217,11 +218,13 @@ def test_missing_column_or_empty_list_is_a_data_error(
     assert run(capsys, "send", "--config", str(queue_config), "--file", str(numbers), TEXT)[0] == 65
 
 
-async def test_the_running_daemon_sends_what_send_queued(config: Config, state_dir: Path, tmp_path: Path) -> None:
+async def test_the_running_daemon_sends_what_send_queued(
+    config: Config, state_dir: Path, tmp_path: Path, store_url: str
+) -> None:
     running = Daemon(config)
     await running.start()
     try:
-        path = config_file(tmp_path)
+        path = config_file(tmp_path, store_url=config.store.url)
         code = await asyncio.to_thread(main, ["send", "--config", str(path), "+15551234567", TEXT])
         assert code == 0
         await async_wait_until(lambda: len(outbox_files(state_dir)) == 1, what="the outbox file")

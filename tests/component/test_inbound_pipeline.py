@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,10 +21,11 @@ from mailsms.daemon import Daemon
 from mailsms.dkim_sign import generate_key
 from mailsms.errors import ConfigError
 from mailsms.inbound_mail import SmsMail
+from mailsms.store.engines import open_store
 from mailsms.store.inbound import NewInbound, insert_inbound
-from mailsms.store.sqlite import SqliteStore
 from replylog.links import ReplyLink
 from replylog.store import record
+from tests.support.db import database
 from tests.support.replies import (
     ALICE,
     BOB,
@@ -206,7 +206,7 @@ async def test_parts_that_never_complete_go_out_with_the_marker(config: Config, 
 async def test_an_mo_committed_before_a_crash_is_routed_after_the_restart(config: Config, state_dir: Path) -> None:
     """The webhook's commit is the promise: a daemon that died before routing routes it when it starts."""
     state_dir.mkdir(parents=True)
-    store = SqliteStore.open(state_dir)
+    store = open_store(config.store.url, state_dir, node="test")
     mo = NewInbound(id="MO0000000000001", received=time.time(), gateway="outbox", sender=NUMBER, to="", text="late")
     await store.write(lambda conn: insert_inbound(conn, mo))
     store.close()
@@ -238,13 +238,11 @@ def _submitted(daemon: Daemon) -> int:
 
 async def test_expired_links_are_purged_in_the_background_and_never_route(config: Config, state_dir: Path) -> None:
     state_dir.mkdir(parents=True)
-    conn = sqlite3.connect(state_dir / "queue.sqlite")
-    SqliteStore.open(state_dir).close()  # the schema
+    open_store(config.store.url, state_dir, node="test").close()  # the schema
     old = time.time() - 2 * 3600
-    with conn:
+    with database(config) as conn:
         record(conn, ReplyLink(NUMBER, ALICE, "outbox", "<old@x.test>", "", old))
         record(conn, ReplyLink("+15559998888", BOB, "outbox", "", "", time.time()))
-    conn.close()
     daemon = await started(with_replies(config, replylog={"keep_minutes": 60}, unmatched_recipient=POSTMASTER))
     try:
         await async_wait_until(lambda: links(daemon) == [], timeout=15, what="the expired link to be purged")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
 
 from mailsms.store.inbound import NewInbound, insert_inbound, list_inbound
+from mailsms.store.queue import QueueStore
 from mailsms.store.schema import SCHEMA_VERSION, _create_queue
 from mailsms.store.sqlite import SqliteStore
 
@@ -32,6 +34,7 @@ def mo(id: str, smsc_id: str = "", received: float = 1.0, gateway: str = "kannel
 
 
 async def test_schema_1_is_migrated_keeping_the_queue(tmp_path: Path) -> None:
+    # SQLite only: schema 1 is a file the first release wrote (PostgreSQL starts at the current schema).
     state = tmp_path / "var"
     version_1_database(state)
     store = SqliteStore.open(state)
@@ -48,9 +51,10 @@ async def test_schema_1_is_migrated_keeping_the_queue(tmp_path: Path) -> None:
         again.close()
 
 
-async def test_same_gateway_and_smsc_id_is_stored_once_other_gateways_and_empty_ids_are_not(tmp_path: Path) -> None:
-    (tmp_path / "var").mkdir()
-    store = SqliteStore.open(tmp_path / "var")
+async def test_same_gateway_and_smsc_id_is_stored_once_other_gateways_and_empty_ids_are_not(
+    open_queue: Callable[[], QueueStore],
+) -> None:
+    store = open_queue()
     try:
         results = [
             await store.write(functools.partial(insert_inbound, mo=each))
@@ -61,9 +65,8 @@ async def test_same_gateway_and_smsc_id_is_stored_once_other_gateways_and_empty_
         store.close()
 
 
-async def test_list_is_oldest_first_and_limit_keeps_the_newest(tmp_path: Path) -> None:
-    (tmp_path / "var").mkdir()
-    store = SqliteStore.open(tmp_path / "var")
+async def test_list_is_oldest_first_and_limit_keeps_the_newest(open_queue: Callable[[], QueueStore]) -> None:
+    store = open_queue()
     try:
         for index, when in enumerate((3.0, 1.0, 2.0)):
             await store.write(functools.partial(insert_inbound, mo=mo(f"M{index}", received=when)))

@@ -16,7 +16,7 @@ from mailsms.mailout import Mailout
 from mailsms.mailout_agents import Agent, MaildirAgent, SmtpAgent, mailbox_name
 from mailsms.scheduler import RetryPolicy
 from mailsms.store import mailout as mailout_store
-from mailsms.store.sqlite import SqliteStore
+from mailsms.store.queue import QueueStore
 from tests.support.proc import free_port
 from tests.support.scheduling import WAIT, FakeClock
 from tests.support.smtpsink import smtp_sink
@@ -32,8 +32,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore.open(tmp_path)
+async def store(open_queue: Callable[[], QueueStore]) -> AsyncIterator[QueueStore]:
+    opened = open_queue()
     try:
         yield opened
     finally:
@@ -50,7 +50,7 @@ def logs(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> p
 class Running:
     """A mail-out with its worker running, for the three-line tests below."""
 
-    def __init__(self, store: SqliteStore, agent: Agent, clock: FakeClock) -> None:
+    def __init__(self, store: QueueStore, agent: Agent, clock: FakeClock) -> None:
         self.mailout = Mailout(store, agent, "gw.example.test", POLICY, clock=clock)
         self.store = store
         self.task = asyncio.create_task(self.mailout.run())
@@ -79,7 +79,7 @@ def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_maildir_delivery_writes_one_file_in_new_and_leaves_the_queue(
-    store: SqliteStore, clock: FakeClock, tmp_path: Path, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, tmp_path: Path, logs: pytest.LogCaptureFixture
 ) -> None:
     running = Running(store, MaildirAgent(tmp_path / "mail", "gw.example.test"), clock)
     mail_id = await running.mailout.enqueue("", ["alice@Example.COM"], MESSAGE, origin="test")
@@ -100,7 +100,7 @@ async def test_maildir_delivery_writes_one_file_in_new_and_leaves_the_queue(
                for line in lines(logs))  # fmt: skip
 
 
-async def test_two_mails_to_one_maildir_get_unique_names(store: SqliteStore, clock: FakeClock, tmp_path: Path) -> None:
+async def test_two_mails_to_one_maildir_get_unique_names(store: QueueStore, clock: FakeClock, tmp_path: Path) -> None:
     running = Running(store, MaildirAgent(tmp_path / "mail", "gw:example/test"), clock)
     for _ in range(5):
         await running.mailout.enqueue("", ["bob@example.com"], MESSAGE)
@@ -117,7 +117,7 @@ def test_no_maildir_is_named_after_an_unsafe_address(recipient: str) -> None:
 
 
 async def test_an_unsafe_recipient_is_refused_for_good_and_logged(
-    store: SqliteStore, clock: FakeClock, tmp_path: Path, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, tmp_path: Path, logs: pytest.LogCaptureFixture
 ) -> None:
     running = Running(store, MaildirAgent(tmp_path / "mail", "gw.example.test"), clock)
     mail_id = await running.mailout.enqueue("", ["../x@example.com"], MESSAGE)
@@ -133,7 +133,7 @@ async def test_an_unsafe_recipient_is_refused_for_good_and_logged(
 
 
 async def test_smtp_temporary_failure_is_retried_after_the_backoff_then_delivered(
-    store: SqliteStore, clock: FakeClock, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, logs: pytest.LogCaptureFixture
 ) -> None:
     async with smtp_sink("451 4.3.0 try again later") as sink:
         running = Running(store, smtp_agent(sink.relay), clock)
@@ -160,7 +160,7 @@ async def test_smtp_temporary_failure_is_retried_after_the_backoff_then_delivere
 
 
 async def test_smtp_permanent_refusal_is_logged_and_the_mail_dropped(
-    store: SqliteStore, clock: FakeClock, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, logs: pytest.LogCaptureFixture
 ) -> None:
     async with smtp_sink("550 5.1.1 no such user") as sink:
         running = Running(store, smtp_agent(sink.relay), clock)
@@ -172,7 +172,7 @@ async def test_smtp_permanent_refusal_is_logged_and_the_mail_dropped(
     assert f"{mail_id}: undeliverable report dropped: no report is made about a report" in lines(logs)
 
 
-async def test_one_refused_recipient_does_not_hold_up_the_others(store: SqliteStore, clock: FakeClock) -> None:
+async def test_one_refused_recipient_does_not_hold_up_the_others(store: QueueStore, clock: FakeClock) -> None:
     async with smtp_sink("250 2.1.5 OK", "452 4.2.2 mailbox full") as sink:
         running = Running(store, smtp_agent(sink.relay), clock)
         await running.mailout.enqueue("", ["a@example.com", "b@example.com"], MESSAGE)
@@ -186,7 +186,7 @@ async def test_one_refused_recipient_does_not_hold_up_the_others(store: SqliteSt
 
 
 async def test_smtp_auth_logs_in_and_never_logs_the_password(
-    store: SqliteStore, clock: FakeClock, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, logs: pytest.LogCaptureFixture
 ) -> None:
     async with smtp_sink() as sink:
         agent = smtp_agent(sink.relay, username="mailsms", password="sesame")
@@ -199,7 +199,7 @@ async def test_smtp_auth_logs_in_and_never_logs_the_password(
     assert "sesame" not in "\n".join(lines(logs))
 
 
-async def test_smtp_wrong_password_is_a_temporary_failure(store: SqliteStore, clock: FakeClock) -> None:
+async def test_smtp_wrong_password_is_a_temporary_failure(store: QueueStore, clock: FakeClock) -> None:
     async with smtp_sink() as sink:
         running = Running(store, smtp_agent(sink.relay, username="mailsms", password="wrong"), clock)
         await running.mailout.enqueue("", ["alice@example.com"], MESSAGE)
@@ -208,7 +208,7 @@ async def test_smtp_wrong_password_is_a_temporary_failure(store: SqliteStore, cl
     assert sink.handler.received == []
 
 
-async def test_starttls_required_but_not_offered_keeps_the_mail(store: SqliteStore, clock: FakeClock) -> None:
+async def test_starttls_required_but_not_offered_keeps_the_mail(store: QueueStore, clock: FakeClock) -> None:
     async with smtp_sink() as sink:
         running = Running(store, smtp_agent(sink.relay, starttls=True), clock)
         await running.mailout.enqueue("", ["alice@example.com"], MESSAGE)
@@ -219,7 +219,7 @@ async def test_starttls_required_but_not_offered_keeps_the_mail(store: SqliteSto
     assert "offers no STARTTLS (mailout.starttls)" in store_reason
 
 
-async def test_lmtp_delivers_each_recipient_in_its_own_transaction(store: SqliteStore, clock: FakeClock) -> None:
+async def test_lmtp_delivers_each_recipient_in_its_own_transaction(store: QueueStore, clock: FakeClock) -> None:
     async with smtp_sink("250 2.1.5 OK", "550 5.1.1 unknown user", lmtp=True) as sink:
         running = Running(store, smtp_agent(sink.relay, mode="lmtp"), clock)
         await running.mailout.enqueue("", ["a@example.com", "b@example.com", "c@example.com"], MESSAGE)
@@ -230,7 +230,7 @@ async def test_lmtp_delivers_each_recipient_in_its_own_transaction(store: Sqlite
 
 
 async def test_a_relay_that_is_down_is_a_temporary_failure(
-    store: SqliteStore, clock: FakeClock, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, logs: pytest.LogCaptureFixture
 ) -> None:
     relay = f"127.0.0.1:{free_port()}"
     running = Running(store, smtp_agent(relay), clock)
@@ -241,7 +241,7 @@ async def test_a_relay_that_is_down_is_a_temporary_failure(
 
 
 async def test_a_mail_temporarily_failing_past_the_queue_lifetime_is_dropped(
-    store: SqliteStore, clock: FakeClock, logs: pytest.LogCaptureFixture
+    store: QueueStore, clock: FakeClock, logs: pytest.LogCaptureFixture
 ) -> None:
     relay = f"127.0.0.1:{free_port()}"
     running = Running(store, smtp_agent(relay), clock)
@@ -255,14 +255,14 @@ async def test_a_mail_temporarily_failing_past_the_queue_lifetime_is_dropped(
 
 
 async def test_a_queued_mail_survives_a_restart_and_is_delivered_by_the_next_process(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, open_queue: Callable[[], QueueStore], clock: FakeClock
 ) -> None:
-    first = SqliteStore.open(tmp_path)
+    first = open_queue()
     idle = Mailout(first, MaildirAgent(tmp_path / "mail", "gw.example.test"), "gw.example.test", POLICY, clock=clock)
     await idle.enqueue("", ["alice@example.com"], MESSAGE)  # no worker runs: a crash right after the commit
     first.close()
 
-    second = SqliteStore.open(tmp_path)
+    second = open_queue()
     try:
         running = Running(second, MaildirAgent(tmp_path / "mail", "gw.example.test"), clock)
         new = tmp_path / "mail" / "alice@example.com" / "new"

@@ -1,23 +1,22 @@
-"""The reply log and the inbound pipeline's store operations on a real queue file."""
+"""The reply log and the inbound pipeline's store operations on a real queue (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import functools
 import json
 import logging
-import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from mailsms.store import NewMessage, NewPart
+from mailsms.store.conn import Conn, has_table
 from mailsms.store.inbound import NewInbound, insert_inbound
 from mailsms.store.inbound_flow import file_part, give_up, oldest_waiting, pending, settle, states
 from mailsms.store.mailout import NewMail
 from mailsms.store.mailout import pending as mail_pending
+from mailsms.store.queue import QueueStore
 from mailsms.store.schema import SCHEMA_VERSION
-from mailsms.store.sqlite import SqliteStore
 from replylog.links import ReplyLink
 from replylog.store import list_links, live_links, purge, record, record_on_submit
 from tests.support.scheduling import concatenation_udh
@@ -26,15 +25,15 @@ NUMBER = "+15551234567"
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    opened = SqliteStore.open(tmp_path)
+def store(open_queue: Callable[[], QueueStore]) -> Iterator[QueueStore]:
+    opened = open_queue()
     try:
         yield opened
     finally:
         opened.close()
 
 
-def write(store: SqliteStore, op: object) -> object:
+def write(store: QueueStore, op: object) -> object:
     conn = store.conn
     conn.execute("BEGIN IMMEDIATE")
     result = op(conn)  # type: ignore[operator]
@@ -46,14 +45,13 @@ def link(mailbox: str, created: float, number: str = NUMBER, message_id: str = "
     return ReplyLink(number, mailbox, "outbox", message_id, "", created)
 
 
-def test_the_schema_is_at_the_replies_version(store: SqliteStore) -> None:
+def test_the_schema_is_at_the_replies_version(store: QueueStore) -> None:
     assert SCHEMA_VERSION >= 4
-    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert "reply_link" in tables
-    assert "authenticated" in {r[1] for r in store.conn.execute("PRAGMA table_info(message)")}
+    assert has_table(store.conn, "reply_link")
+    assert store.conn.execute("SELECT authenticated FROM message WHERE 1 = 0").fetchall() == []  # the column exists
 
 
-def test_one_link_per_mailbox_and_number_refreshed_by_the_latest_mail(store: SqliteStore) -> None:
+def test_one_link_per_mailbox_and_number_refreshed_by_the_latest_mail(store: QueueStore) -> None:
     write(store, lambda c: record(c, link("alice@x.test", 100.0, message_id="<1@x>")))
     write(store, lambda c: record(c, link("alice@x.test", 200.0, message_id="<2@x>")))
     write(store, lambda c: record(c, link("alice@x.test", 150.0, message_id="<late@x>")))  # older: no change
@@ -61,7 +59,7 @@ def test_one_link_per_mailbox_and_number_refreshed_by_the_latest_mail(store: Sql
     assert (only.created, only.message_id) == (200.0, "<2@x>")
 
 
-def test_lookups_return_only_live_links_of_the_number(store: SqliteStore) -> None:
+def test_lookups_return_only_live_links_of_the_number(store: QueueStore) -> None:
     for mailbox, created, number in (("a@x.test", 100.0, NUMBER), ("b@x.test", 900.0, NUMBER),
                                      ("c@x.test", 900.0, "+15550000000")):  # fmt: skip
         write(store, functools.partial(record, link=link(mailbox, created, number)))
@@ -72,7 +70,7 @@ def test_lookups_return_only_live_links_of_the_number(store: SqliteStore) -> Non
     assert [x.number for x in list_links(store.conn, mailbox="c@x.test")] == ["+15550000000"]
 
 
-def test_purge_deletes_expired_links_in_batches(store: SqliteStore) -> None:
+def test_purge_deletes_expired_links_in_batches(store: QueueStore) -> None:
     with store.transaction() as conn:
         conn.executemany(
             "INSERT INTO reply_link (number, mailbox, created) VALUES (?,?,?)",
@@ -90,7 +88,7 @@ def message_row(qid: str, *, sender: str, authenticated: bool, params: str = "{}
                       params=params, headers=headers, authenticated=authenticated)  # fmt: skip
 
 
-async def test_a_submission_records_the_link_in_its_own_transaction(store: SqliteStore) -> None:
+async def test_a_submission_records_the_link_in_its_own_transaction(store: QueueStore) -> None:
     store.submit_hooks.append(functools.partial(record_on_submit, mode="authenticated"))
     await store.enqueue([message_row("Q1", sender="alice@x.test", authenticated=True),
                          message_row("Q2", sender="bob@x.test", authenticated=False)])  # fmt: skip
@@ -102,9 +100,9 @@ async def test_a_submission_records_the_link_in_its_own_transaction(store: Sqlit
 
 
 async def test_a_link_that_cannot_be_written_never_fails_the_submission(
-    store: SqliteStore, caplog: pytest.LogCaptureFixture
+    store: QueueStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken(conn: sqlite3.Connection, message_id: str, now: float) -> None:
+    def broken(conn: Conn, message_id: str, now: float) -> None:
         record_on_submit(conn, message_id, now, mode="all")
 
     store.submit_hooks.append(broken)
@@ -123,7 +121,7 @@ def mo(mo_id: str, text: str, udh: bytes = b"", received: float = 1.0, sender: s
     return NewInbound(id=mo_id, received=received, gateway="outbox", sender=sender, to="12345", text=text, udh=udh)
 
 
-def test_three_hundred_parts_for_one_reference_make_one_sms_and_the_rest_are_duplicates(store: SqliteStore) -> None:
+def test_three_hundred_parts_for_one_reference_make_one_sms_and_the_rest_are_duplicates(store: QueueStore) -> None:
     total = 255  # the most one reference can number; 45 more arrive as repeats
     for i in range(300):
         seq = i % total + 1
@@ -139,7 +137,7 @@ def test_three_hundred_parts_for_one_reference_make_one_sms_and_the_rest_are_dup
     assert states(store.conn, ["P000", "P255"]) == {"P000": ("joined", "WHOLE"), "P255": ("duplicate", "P000")}
 
 
-def test_parts_of_different_senders_or_references_never_mix(store: SqliteStore) -> None:
+def test_parts_of_different_senders_or_references_never_mix(store: QueueStore) -> None:
     rows = [mo("A1", "a1", concatenation_udh(1, 2, 1)), mo("B2", "b2", concatenation_udh(1, 2, 2), sender="+1555000"),
             mo("C2", "c2", concatenation_udh(2, 2, 2))]  # fmt: skip
     for row in rows:
@@ -150,7 +148,7 @@ def test_parts_of_different_senders_or_references_never_mix(store: SqliteStore) 
     assert oldest_waiting(store.conn) == ("A1", 1.0)
 
 
-def test_given_up_parts_are_joined_with_the_marker(store: SqliteStore) -> None:
+def test_given_up_parts_are_joined_with_the_marker(store: QueueStore) -> None:
     for row in (
         mo("A3", "three", concatenation_udh(1, 3, 3), received=5.0),
         mo("A1", "one", concatenation_udh(1, 3, 1)),
@@ -164,7 +162,7 @@ def test_given_up_parts_are_joined_with_the_marker(store: SqliteStore) -> None:
     assert oldest_waiting(store.conn) is None
 
 
-def test_settle_commits_the_state_with_the_mail_and_only_once(store: SqliteStore) -> None:
+def test_settle_commits_the_state_with_the_mail_and_only_once(store: QueueStore) -> None:
     write(store, functools.partial(insert_inbound, mo=mo("M1", "hi")))
     mail = NewMail("MAIL1", 1.0, "", ("alice@x.test",), b"Subject: x\r\n\r\nhi\r\n", "SMS M1")
     assert write(store, functools.partial(settle, mo_id="M1", state="mailed", routed_to="alice@x.test", mail=mail))
@@ -175,7 +173,7 @@ def test_settle_commits_the_state_with_the_mail_and_only_once(store: SqliteStore
 
 @pytest.mark.parametrize(("accepted", "final"), [(True, "delivered"), (False, "undeliverable")])
 def test_an_mo_is_done_only_when_its_mail_leaves_the_mail_out_queue(
-    store: SqliteStore, accepted: bool, final: str
+    store: QueueStore, accepted: bool, final: str
 ) -> None:
     from mailsms.store import mailout as mailout_store
 

@@ -40,8 +40,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def queue(tmp_path: Path, clock: FakeClock) -> AsyncIterator[ReportQueue]:
-    made = ReportQueue(tmp_path / "var", clock, POLICY, delay_warning_time=600.0)
+async def queue(tmp_path: Path, store_url: str, clock: FakeClock) -> AsyncIterator[ReportQueue]:
+    made = ReportQueue(tmp_path / "var", clock, POLICY, delay_warning_time=600.0, store_url=store_url)
     try:
         yield made
     finally:
@@ -209,8 +209,8 @@ async def test_a_message_sent_before_its_warning_time_gets_no_warning(queue: Rep
     assert row == (None,)  # the stale warning time was cleared, so it is never looked at again
 
 
-async def test_delay_warning_time_zero_turns_warnings_off(tmp_path: Path, clock: FakeClock) -> None:
-    queue = ReportQueue(tmp_path / "var", clock, POLICY, delay_warning_time=0.0)
+async def test_delay_warning_time_zero_turns_warnings_off(tmp_path: Path, clock: FakeClock, store_url: str) -> None:
+    queue = ReportQueue(tmp_path / "var", clock, POLICY, delay_warning_time=0.0, store_url=store_url)
     try:
         await queue.fake(**SCRIPT)
         queue.start()
@@ -265,10 +265,10 @@ async def test_no_success_report_unless_asked(queue: ReportQueue) -> None:
 
 
 async def test_a_failure_committed_before_a_crash_is_reported_after_the_restart(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, store_url: str
 ) -> None:
     state = tmp_path / "var"
-    without_reports = ReportQueue(state, clock, POLICY, with_reporter=False)
+    without_reports = ReportQueue(state, clock, POLICY, with_reporter=False, store_url=store_url)
     try:
         await without_reports.fake(**SCRIPT)
         without_reports.start()
@@ -277,7 +277,7 @@ async def test_a_failure_committed_before_a_crash_is_reported_after_the_restart(
     finally:
         await without_reports.close()
 
-    queue = ReportQueue(state, clock, POLICY)
+    queue = ReportQueue(state, clock, POLICY, store_url=store_url)
     try:
         await queue.fake(**SCRIPT)
         queue.start()

@@ -1,4 +1,4 @@
-"""The scheduler against a real SQLite queue and real transports (fake, outbox), on a fake clock."""
+"""The scheduler against a real queue (SQLite and PostgreSQL) and real transports (fake, outbox), on a fake clock."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def queue(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Queue]:
-    async with opened(tmp_path / "var", clock, POLICY) as made:
+async def queue(tmp_path: Path, store_url: str, clock: FakeClock) -> AsyncIterator[Queue]:
+    async with opened(tmp_path / "var", clock, POLICY, store_url=store_url) as made:
         yield made
 
 
@@ -257,9 +257,9 @@ async def test_a_message_for_an_unconfigured_gateway_is_held_with_4_3_5(queue: Q
 
 
 async def test_hung_submits_take_their_gateway_slots_but_never_block_other_gateways(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, store_url: str
 ) -> None:
-    queue = Queue(tmp_path / "var", clock, POLICY, concurrency=2)
+    queue = Queue(tmp_path / "var", clock, POLICY, concurrency=2, store_url=store_url)
     try:
         slow = await queue.fake("slow", hang="6$")
         await queue.fake("fast")
@@ -288,9 +288,9 @@ async def test_hung_submits_take_their_gateway_slots_but_never_block_other_gatew
 
 
 async def test_messages_waiting_for_a_hung_gateway_do_not_starve_another_gateway(
-    tmp_path: Path, clock: FakeClock
+    tmp_path: Path, clock: FakeClock, store_url: str
 ) -> None:
-    queue = Queue(tmp_path / "var", clock, POLICY, concurrency=1)
+    queue = Queue(tmp_path / "var", clock, POLICY, concurrency=1, store_url=store_url)
     try:
         await queue.fake("slow", hang="6$")
         await queue.fake("fast")
@@ -505,7 +505,7 @@ async def test_queue_list_shows_the_state_each_outcome_left(queue: Queue, tmp_pa
     await queue.stop()
     await queue.enqueue("QUEUED", OK, parts=2)  # accepted while the scheduler is down
     expected["QUEUED"] = ("queued", 0)
-    admin = QueueAdmin.open(queue.state_dir)  # its own connection, as the CLI has
+    admin = QueueAdmin.open(queue.state_dir, queue.store_url)  # its own connection, as the CLI has
     assert admin is not None
     try:
         rows = json.loads(admin.render_list(include_final=True, as_json=True))

@@ -27,8 +27,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def queue(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Queue]:
-    async with opened(tmp_path / "var", clock, POLICY) as made:
+async def queue(tmp_path: Path, store_url: str, clock: FakeClock) -> AsyncIterator[Queue]:
+    async with opened(tmp_path / "var", clock, POLICY, store_url=store_url) as made:
         yield made
 
 

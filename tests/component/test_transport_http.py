@@ -325,7 +325,7 @@ async def test_queue_defers_on_500_and_submits_after_queue_retry(
         queue_id = await send_mail(daemon)
         await async_wait_until(lambda: state_of(daemon, queue_id)[0] == DEFERRED, what="deferred")
         assert state_of(daemon, queue_id) == (DEFERRED, 1, "provider answered 500 Internal Server Error: maintenance")
-        admin = QueueAdmin.open(state_dir)
+        admin = QueueAdmin.open(state_dir, config.store.url)
         assert admin is not None
         try:
             assert admin.retry(queue_id)  # what `mailsms queue retry ID` does
@@ -333,11 +333,11 @@ async def test_queue_defers_on_500_and_submits_after_queue_retry(
             admin.close()
         await async_wait_until(lambda: state_of(daemon, queue_id)[0] == SUBMITTED, what="submitted")
     assert [s.query["text"] for s in provider.seen] == ["Meet at ten", "Meet at ten"]
-    assert state_of_closed(state_dir, queue_id)[1] == 2
+    assert state_of_closed(config, queue_id)[1] == 2
 
 
-def state_of_closed(state_dir: Path, queue_id: str) -> tuple[str, int]:
-    admin = QueueAdmin.open(state_dir)
+def state_of_closed(config: Config, queue_id: str) -> tuple[str, int]:
+    admin = QueueAdmin.open(config.state_dir, config.store.url)
     assert admin is not None
     try:
         message = admin.store.load(queue_id)

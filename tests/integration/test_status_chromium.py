@@ -89,7 +89,7 @@ async def test_status_page_loads_searches_and_fits_a_phone(
             for n in range(3)
         ]
         await async_wait_until(
-            lambda: rows(state_dir, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0] == 4,
+            lambda: rows(config, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0] == 4,
             what="four messages submitted",
         )
         addr = daemon.bound["http"]

@@ -12,8 +12,8 @@ from typing import Any
 from mailsms.config import Config, MailoutConfig
 from mailsms.daemon import Daemon
 from mailsms.mo import mo_from_transport
+from mailsms.store.engines import open_store
 from mailsms.store.inbound import insert_inbound
-from mailsms.store.sqlite import SqliteStore
 from tests.support.replies import LOCAL, with_replies
 from tests.support.wait import async_wait_until
 from transports.base import IncomingSms
@@ -26,7 +26,7 @@ async def store_mos(config: Config, smses: Sequence[IncomingSms]) -> list[str]:
     """Commit ``smses`` to the inbound store before the daemon starts, as a modem or SMPP transport would."""
     state_dir = Path(config.state.dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    store = SqliteStore.open(state_dir)
+    store = open_store(config.store.url, state_dir, node="test")
     ids = []
     try:
         for number, sms in enumerate(smses, 1):

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mailsms.config import Config
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conn, has_table
 from mailsms.store.engines import connect_existing, open_store
 
 
@@ -16,7 +16,7 @@ from mailsms.store.engines import connect_existing, open_store
 def database(config: Config) -> Iterator[Conn]:
     """A connection to the test's queue (its schema created if nothing made it yet)."""
     with connect_existing(config.store.url, config.state_dir) as conn:
-        if conn is not None:
+        if conn is not None and has_table(conn, "message"):
             yield conn
             return
     open_store(config.store.url, config.state_dir, node="test").close()
