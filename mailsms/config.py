@@ -603,6 +603,13 @@ def _validate_milter(milter: MilterConfig, problems: list[Problem], lines: Mappi
         problems.append(Problem("milter.listen", str(exc), lines.get("milter.listen")))
 
 
+def _validate_store(store: StoreConfig, problems: list[Problem], lines: Mapping[str, int]) -> None:
+    scheme = store.url.split(":", 1)[0].lower() if ":" in store.url else ""
+    if store.url and scheme not in ("sqlite", "postgresql", "postgres"):
+        problems.append(Problem("store.url", 'expected "" (SQLite in state.dir), sqlite:///path or postgresql://...',
+                                lines.get("store.url")))  # fmt: skip
+
+
 def parse(text: str, source: str = "<string>") -> Config:
     """Parse TOML text into a Config; raises ConfigInvalid listing every problem."""
     try:
@@ -636,6 +643,7 @@ def parse(text: str, source: str = "<string>") -> Config:
     _validate_policy(config, problems, lines)
     _validate_files(config, problems, lines)
     _validate_milter(config.milter, problems, lines)
+    _validate_store(config.store, problems, lines)
     config = _validate_routing(config, problems, lines)
     if problems:
         raise ConfigInvalid(source, problems)

@@ -8,9 +8,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from mailsms.store.engines import connect_existing
 from tests.support.postfix import PostfixInstance
 from tests.support.proc import free_port, serve_process
 
@@ -52,6 +54,12 @@ class MailsmsProcess:
     proc: subprocess.Popen[str]
     state: Path
     http_port: int = 0
+    store_url: str = ""  # its store.url: "" is SQLite in ``state``
+
+    def query(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of its queue, read beside it as another process would."""
+        with connect_existing(self.store_url, self.state) as conn:
+            return [] if conn is None else [tuple(row) for row in conn.execute(sql, params).fetchall()]
 
     @property
     def http_url(self) -> str:
@@ -70,11 +78,12 @@ MailsmsStarter = Callable[..., MailsmsProcess]
 
 
 @pytest.fixture
-def start_mailsms(tmp_path: Path) -> Iterator[MailsmsStarter]:
+def start_mailsms(tmp_path: Path, store_url: str) -> Iterator[MailsmsStarter]:
     """``start_mailsms(lmtp_port=None, config="", http_port=0)``: ``mailsms serve``, started and waited for.
 
     LMTP only unless ``http_port`` is given (``start_mailsms(http_port=free_port())``).  ``config`` is TOML
-    for ``--config``; state goes to a fresh directory under tmp_path.  Stopped at teardown.
+    for ``--config``; state goes to a fresh directory under tmp_path; the store is the test's
+    (``store_url``: every test runs on SQLite and on PostgreSQL).  Stopped at teardown.
     """
     with ExitStack() as stack:
 
@@ -83,13 +92,15 @@ def start_mailsms(tmp_path: Path) -> Iterator[MailsmsStarter]:
             state = Path(tempfile.mkdtemp(prefix="state-", dir=tmp_path))
             http = f"127.0.0.1:{http_port}" if http_port else ""
             args = ["--lmtp-listen", f"127.0.0.1:{port}", "--http-listen", http, "--state-dir", str(state)]
+            if store_url:
+                config += f'\n[store]\nurl = "{store_url}"\n'
             if config:
                 config_file = state.with_suffix(".toml")
                 config_file.write_text(config)
                 args += ["--config", str(config_file)]
             wait_ports = [port, http_port] if http_port else [port]
             proc = stack.enter_context(serve_process(args, cwd=tmp_path, wait_ports=wait_ports))
-            return MailsmsProcess(port, proc, state, http_port)
+            return MailsmsProcess(port, proc, state, http_port, store_url)
 
         yield start
 

@@ -44,7 +44,7 @@ class Setup:
     def cli(self, *args: str) -> Any:
         """Run ``mailsms ARGS --json`` against this instance's state; the parsed output."""
         config = self.mailsms.state.with_suffix(".cli.toml")
-        config.write_text(f'[state]\ndir = "{self.mailsms.state}"\n')
+        config.write_text(f'[state]\ndir = "{self.mailsms.state}"\n[store]\nurl = "{self.mailsms.store_url}"\n')
         result = run_cli([*args, "--json", "--config", str(config)])
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)

@@ -59,7 +59,7 @@ SASL_PASSWORD = "Sasl-Pw-4711"  # alice's password at Postfix; grepped for in ev
 def mailsms_cli(mailsms: MailsmsProcess, *args: str) -> str:
     """``mailsms ARGS`` on the running instance's state (``mailsms accounts ...``); its output."""
     config = mailsms.state.with_name("cli.toml")
-    config.write_text(f'[state]\ndir = "{mailsms.state}"\n')
+    config.write_text(f'[state]\ndir = "{mailsms.state}"\n[store]\nurl = "{mailsms.store_url}"\n')
     result = run_cli(["accounts", "--config", str(config), *args], cwd=Path(mailsms.state).parent)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout

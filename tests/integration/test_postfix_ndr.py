@@ -11,7 +11,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage, Message
@@ -101,14 +100,12 @@ class Setup:
 
     def row(self, queue_id: str) -> tuple[str, int]:
         """(state, attempts) of a message in mailsms's queue, read as ``mailsms queue show`` would."""
-        with sqlite3.connect(f"file:{self.mailsms.state / 'queue.sqlite'}?mode=ro", uri=True) as conn:
-            found = conn.execute("SELECT state, attempts FROM message WHERE id = ?", (queue_id,)).fetchone()
-        assert found is not None, queue_id
-        return str(found[0]), int(found[1])
+        found = self.mailsms.query("SELECT state, attempts FROM message WHERE id = ?", (queue_id,))
+        assert found, queue_id
+        return str(found[0][0]), int(found[0][1])
 
     def mailout_empty(self) -> bool:
-        with sqlite3.connect(f"file:{self.mailsms.state / 'queue.sqlite'}?mode=ro", uri=True) as conn:
-            return conn.execute("SELECT COUNT(*) FROM mailout").fetchone()[0] == 0
+        return self.mailsms.query("SELECT COUNT(*) FROM mailout")[0][0] == 0
 
     def wait_row(self, queue_id: str, predicate: object, what: str) -> None:
         assert callable(predicate)

@@ -26,7 +26,6 @@ from tests.integration.conftest import MailsmsProcess, MailsmsStarter, PostfixFa
 from tests.support.postfix import PostfixInstance
 from tests.support.proc import free_port
 from tests.support.wait import wait_until
-from tests.support.web import rows
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +77,7 @@ class Bridge:
         return self.sms_to(number)
 
     def links(self) -> int:
-        return int(rows(self.mailsms.state, "SELECT COUNT(*) FROM reply_link")[0][0])
+        return int(self.mailsms.query("SELECT COUNT(*) FROM reply_link")[0][0])
 
     def wait_links(self, count: int) -> None:
         wait_until(lambda: self.links() >= count, timeout=WAIT, what=f"{count} reply link(s)")
@@ -91,7 +90,7 @@ class Bridge:
             return str(json.loads(answer.read())["id"])
 
     def mo_state(self, mo_id: str) -> tuple[str, str]:
-        found = rows(self.mailsms.state, "SELECT state, routed_to FROM inbound WHERE id = ?", mo_id)
+        found = self.mailsms.query("SELECT state, routed_to FROM inbound WHERE id = ?", (mo_id,))
         return (str(found[0][0]), str(found[0][1])) if found else ("", "")
 
     def delivered(self, mo_id: str) -> tuple[str, str]:
@@ -174,7 +173,7 @@ def test_a_foreign_domain_tag_never_reaches_the_mta(bridge: Bridge) -> None:
     assert "tag at evil.example is not in inbound.local_domains: ignored" in log
     assert "evil.example" not in bridge.postfix.log_text()
     assert bridge.postfix.queue() == []
-    assert not rows(bridge.mailsms.state, "SELECT id FROM mailout")
+    assert not bridge.mailsms.query("SELECT id FROM mailout")
 
 
 def test_two_senders_to_one_number_get_the_replier_a_conflict_sms(

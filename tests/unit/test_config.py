@@ -215,3 +215,13 @@ def test_passwords_and_secrets_never_show_in_the_configuration_repr() -> None:
         "[[gateway]]\nid = 'o'\ntype = 'outbox'\nwebhook_secret = 'hook-s3cret'\n"
     )
     assert "s3cret" not in repr(loaded)
+
+
+def test_store_url_names_sqlite_or_postgresql_and_lease_seconds_is_bounded() -> None:
+    loaded = config.parse('[store]\nurl = "postgresql://mailsms@db/mailsms"\nlease_seconds = 5\n')
+    assert (loaded.store.url, loaded.store.lease_seconds) == ("postgresql://mailsms@db/mailsms", 5)
+    assert config.parse("").store.url == ""
+    with pytest.raises(ConfigInvalid) as info:
+        config.parse('[store]\nurl = "mysql://db/mailsms"\nlease_seconds = 1\n')
+    assert {p.key for p in info.value.problems} == {"store.url", "store.lease_seconds"}
+    assert "secret" not in repr(config.parse('[store]\nurl = "postgresql://u:secret@db/m"\n'))
