@@ -155,7 +155,7 @@ def plan_reports(conn: Conn, now: float, gather_time: float) -> tuple[list[Due],
         newest = max(row.updated for row in rows)
         if event != DELAYED and mail_id and now - newest < gather_time and _others_in_pass(conn, mail_id, rows, now):
             continue  # the rest of the mail is being tried now: report them together
-        plan.append(Due(event, tuple(rows)))
+        plan.append(Due(event, tuple(sorted(rows, key=lambda row: row.id))))  # recipients in the mail's order
     return plan, stale
 
 

@@ -96,7 +96,10 @@ async def test_mo_at_the_modem_reaches_the_inbound_store(gateway: Daemon, modem:
         return [r.text for r in list_inbound(store.conn) if r.smsc_id.startswith("smsd-")]
 
     await async_wait_until(lambda: stored() == [text], timeout=30, what="the MO in the inbound store")
-    assert not [p for p in (tmp_path / "spool" / "incoming").iterdir() if p.name.startswith("GSM1.")]
+    # The spool file goes once the commit is confirmed to the transport, a moment after it is readable.
+    incoming = tmp_path / "spool" / "incoming"
+    await async_wait_until(lambda: not [p for p in incoming.iterdir() if p.name.startswith("GSM1.")], timeout=10,
+                           what="smsd's incoming file removed after the commit")  # fmt: skip
 
 
 async def test_a_modem_error_ends_as_a_failure_with_smsds_reason(gateway: Daemon, modem: FakeModem) -> None:
