@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import socket
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from mailsms.store import mailout as mailout_store
 from mailsms.store.mailout import NewMail, QueuedMail
 from mailsms.store.queue import QueueStore
 
+STORE_RETRY = 1.0  # seconds before the next look when the queue could not be read
 log = logging.getLogger("mailsms.mailout")
 
 IDLE_WAKE = 60.0  # seconds between looks at the queue when nothing wakes the worker
@@ -94,14 +96,18 @@ class Mailout:
         while not self._stopping:
             now = self.clock()
             room = self.concurrency - len(self._in_flight)
-            if room > 0:
-                for mail in self._due(now, room):
+            try:
+                for mail in self._due(now, room) if room > 0 else ():
                     task = asyncio.create_task(self._deliver_guarded(mail), name=f"mailout-{mail.id}")
                     self._in_flight[mail.id] = task
                     task.add_done_callback(functools.partial(self._landed, mail.id))
+                timeout = self._sleep_time(now)
+            except sqlite3.Error as exc:  # the queue cannot be read now (PostgreSQL restarting): never end the task
+                log.warning("mail-out: cannot read its queue (%s); trying again in %.0fs", exc, STORE_RETRY)
+                timeout = STORE_RETRY
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._sleep_time(now))
+                await asyncio.wait_for(self._wake.wait(), timeout)
 
     def _due(self, now: float, room: int) -> list[QueuedMail]:
         """Mail to send now; with several nodes, claimed for this one."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from mailsms.dispatch import GatewayPool, plain_pool
-from mailsms.errors import MailsmsError
+from mailsms.errors import InternalError, MailsmsError, QueueFull
 from mailsms.log import event
 from mailsms.metrics import Metrics
 from mailsms.store import EXPIRED, FAILED, HOLD, PART_QUEUED, PART_SENDING, StoredMessage
@@ -38,6 +38,7 @@ log = logging.getLogger("mailsms.scheduler")
 
 WAKE_GATHER = 0.01  # seconds a wake-up waits for others before the queue is looked at
 ORPHAN_CHECK_INTERVAL = 60.0  # seconds between looks for messages of unconfigured gateways
+STORE_RETRY = 1.0  # seconds before the next pass when the queue could not be read
 
 
 class _NotStarted(Exception):
@@ -102,6 +103,7 @@ class Scheduler:
     _stopping: bool = False
     _orphans_due: float = float("-inf")
     _released: list[str] = field(default_factory=list)  # landed since the last pass: their claims to give up
+    _unrecorded: set[str] = field(default_factory=set)  # sent, but the outcome could not be committed
     # Makes the delivery status notifications that are due, on every pass (mailsms.reporter).
     reporter: Reporter | None = None
     # Targets, breakers, weights and rates (mailsms.dispatch); default: each transport its own target.
@@ -150,14 +152,11 @@ class Scheduler:
     async def _passes(self) -> None:
         while not self._stopping:
             now = self.clock()
-            self._release_landed()
-            self._claim_due(now)
-            self.passes += 1
-            if self.reporter is not None:
-                self.reporter.sweep(now)
-            if self.fallbacks is not None:
-                self.fallbacks(now)
-            timeout = self._sleep_time(now)
+            try:
+                timeout = self._pass(now)
+            except sqlite3.Error as exc:  # the queue cannot be read now (PostgreSQL restarting): never end the task
+                log.warning("scheduler: cannot read the queue (%s); trying again in %.0fs", exc, STORE_RETRY)
+                timeout = STORE_RETRY
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -165,6 +164,17 @@ class Scheduler:
                 # Woken by a commit: let the commits of the next few milliseconds join this
                 # pass, so a busy listener costs one look at the queue per batch, not per mail.
                 await asyncio.sleep(WAKE_GATHER)
+
+    def _pass(self, now: float) -> float:
+        """One look at the queue: start what is due, reports and fallbacks; how long to sleep after."""
+        self._release_landed()
+        self._claim_due(now)
+        self.passes += 1
+        if self.reporter is not None:
+            self.reporter.sweep(now)
+        if self.fallbacks is not None:
+            self.fallbacks(now)
+        return self._sleep_time(now)
 
     def _sleep_time(self, now: float) -> float:
         # What is due by ``now`` is in flight or waits for room, and a landing wakes us:
@@ -272,10 +282,21 @@ class Scheduler:
             # full): not a reason to hold the message; it is tried again, not at once.
             log.warning("%s: delivery not started: %s; the message stays queued", message_id, exc)
             await asyncio.sleep(self.policy.queue_run_delay)
+        except (QueueFull, InternalError) as exc:
+            # The gateway answered but the queue cannot record it now (its database is down): the parts
+            # stay in ``sending``, and the next look settles them as after a crash.
+            self._unrecorded.add(message_id)
+            log.warning("%s: the outcome cannot be recorded now (%s); parts in sending are settled at the next"
+                        " look", message_id, exc.reply())  # fmt: skip
+            await asyncio.sleep(STORE_RETRY)
         except Exception as exc:
             log.exception("%s: transport raised unexpectedly; message put on hold", message_id)
             reason = f"held after an unexpected error: {type(exc).__name__}"
-            await self.store.finish(message_id, HOLD, reason, "4.3.0", self.clock())
+            try:
+                await self.store.finish(message_id, HOLD, reason, "4.3.0", self.clock())
+            except (QueueFull, InternalError):
+                self._unrecorded.add(message_id)  # its parts in sending are settled at the next look
+                return
             log.warning(event(message_id, to=message.number, relay=message.gateway, status="hold", reason=reason))
 
     async def _leave_to_node(self, message: StoredMessage) -> None:
@@ -297,7 +318,8 @@ class Scheduler:
         """``message`` as this node may send it: parts in ``sending`` of a node whose claim ran out
         (it died while sending) settled as after a crash; None when another node must send it."""
         if any(p.state == PART_SENDING for p in message.parts):
-            await self._recover_one(message, taken_over=True)
+            await self._recover_one(message, taken_over=message.id not in self._unrecorded)
+            self._unrecorded.discard(message.id)
             reloaded = self.store.load(message.id)
             if reloaded is None:
                 return None

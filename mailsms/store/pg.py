@@ -108,8 +108,13 @@ def _as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
 
 
 class PgConnection:
-    """One psycopg connection with the interface of ``mailsms.store.conn.Conn``; it reconnects
-    when the server went away (between transactions: a transaction in progress fails)."""
+    """One psycopg connection with the interface of ``mailsms.store.conn.Conn``.
+
+    When the server went away (restarted, or the connection was cut) the next
+    statement outside a transaction connects again.  A transaction in progress
+    is lost with its connection: its statements fail until the caller's
+    ``ROLLBACK`` (never does a statement of it run on a new connection in
+    autocommit, which would split the transaction)."""
 
     dialect = POSTGRESQL
 
@@ -117,6 +122,7 @@ class PgConnection:
         self.url = url
         self._application = application
         self._lock = threading.RLock()
+        self._began = False  # a BEGIN of ours is open (its COMMIT or ROLLBACK not yet run)
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -137,18 +143,33 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
         with self._lock:
-            if self._conn.closed and not self.in_transaction:
+            ending = sql in ("COMMIT", "ROLLBACK")
+            if ending:
+                began, self._began = self._began, False
+                if self._conn.closed and began:
+                    raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
+            elif self._conn.closed:
+                if self._began:
+                    raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
                 self._conn = self._connect()
             try:
                 if parameters:
-                    return self._conn.execute(translate(sql, True), _params(parameters))
-                return self._conn.execute(translate(sql, False))
+                    cursor = self._conn.execute(translate(sql, True), _params(parameters))
+                else:
+                    cursor = self._conn.execute(translate(sql, False))
             except psycopg.Error as exc:
                 raise _as_sqlite_error(exc) from exc
+            if sql.startswith("BEGIN"):
+                self._began = True
+            return cursor
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
         rows = [_params(p) for p in parameters]
         with self._lock:
+            if self._conn.closed:
+                if self._began:
+                    raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
+                self._conn = self._connect()
             cursor = self._conn.cursor()
             if not rows:
                 return cursor

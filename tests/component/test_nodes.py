@@ -6,14 +6,19 @@ The crash test with two real ``serve`` processes is ``tests/reliability/test_cra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import sqlite3
 from pathlib import Path
+
+import pytest
 
 from mailsms.config import Config, PolicyConfig, QueueConfig, ServerConfig, StateConfig, StoreConfig
 from mailsms.store.engines import NODE_ID_FILE, node_id, open_store
 from mailsms.values import ListenAddress
 from tests.support import db
 from tests.support.lmtp import LmtpClient
+from tests.support.postgres import PostgresCluster
 from tests.support.wait import async_wait_until
 from tests.support.web import call, outbox_gateway, running
 
@@ -122,3 +127,65 @@ async def test_the_same_mo_and_report_given_to_both_nodes_count_once(tmp_path: P
         )
         assert [r.status for r in reports] == [200, 200]
         assert db.one(a, "SELECT state FROM message WHERE id = ?", (queue_id,)) == "delivered"
+
+
+def test_a_cut_connection_is_made_again_but_never_in_the_middle_of_a_transaction(pg_url: str) -> None:
+    from mailsms.store.pg import PgConnection
+
+    conn, admin = PgConnection(pg_url), PgConnection(pg_url)
+    try:
+        conn.execute("CREATE TABLE t (n BIGINT)")
+
+        def cut() -> None:
+            pid = conn.raw.info.backend_pid
+            admin.execute("SELECT pg_terminate_backend(?)", (pid,))
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("SELECT 1")  # the client sees the cut here
+
+        cut()
+        assert conn.execute("SELECT 2").fetchone() == (2,)  # outside a transaction: connected again
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t VALUES (1)")
+        cut()
+        with pytest.raises(sqlite3.OperationalError, match="lost in this transaction"):
+            conn.execute("INSERT INTO t VALUES (2)")  # never alone on a new connection
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("ROLLBACK")
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t VALUES (3)")
+        conn.execute("COMMIT")
+        assert conn.execute("SELECT n FROM t").fetchall() == [(3,)]
+    finally:
+        conn.close()
+        admin.close()
+
+
+async def test_postgresql_crashing_under_a_running_node_loses_no_accepted_mail(tmp_path: Path) -> None:
+    """The server dies (``pg_ctl stop -m immediate``) and comes back: mail acknowledged before is sent;
+    while it is down, mail gets 4xx (the MTA keeps it); afterwards the node accepts and sends again
+    without a restart."""
+    with PostgresCluster(parent=Path("/dev/shm") if Path("/dev/shm").is_dir() else None) as cluster:
+        url = cluster.create_database()
+        config = node(tmp_path, "a", url)
+        async with running(config) as daemon:
+            before = [await lmtp_send(daemon, f"+1555123{n:04d}") for n in range(5)]
+            assert all("2.0.0" in answer for answer in before), before
+            await asyncio.to_thread(cluster.crash)
+            down = await lmtp_send(daemon, "+15551239999")
+            assert down.startswith("4."), down  # never a 250 that is not committed, never a 5xx
+            await asyncio.to_thread(cluster.start_again)
+
+            async def accepted_again() -> bool:
+                return "2.0.0" in await lmtp_send(daemon, "+15551230100")
+
+            deadline = asyncio.get_running_loop().time() + 30
+            while not await accepted_again():
+                assert asyncio.get_running_loop().time() < deadline, "mail accepted again after the restart"
+            ids = [answer.split()[1] for answer in before]
+            await async_wait_until(
+                lambda: db.rows(config, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0] >= 6,
+                timeout=30,
+                what="the mail accepted before and after the crash submitted",
+            )
+            states = dict(db.rows(config, "SELECT id, state FROM message"))
+            assert all(states.get(i) == "submitted" for i in ids), (ids, states)

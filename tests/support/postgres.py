@@ -137,6 +137,17 @@ class PostgresCluster:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
 
+    def crash(self) -> None:
+        """Stop the server as if it crashed (``pg_ctl stop -m immediate``: it recovers from its WAL at start)."""
+        if self._admin is not None:
+            self._admin.close()
+            self._admin = None
+        self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w", "-t", str(START_TIMEOUT))
+
+    def start_again(self) -> None:
+        """Start the stopped server on the same port and data; returns once it accepts connections."""
+        self._run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT))
+
     def __enter__(self) -> PostgresCluster:
         return self.start()
 
