@@ -318,8 +318,12 @@ class Scheduler:
         """``message`` as this node may send it: parts in ``sending`` of a node whose claim ran out
         (it died while sending) settled as after a crash; None when another node must send it."""
         if any(p.state == PART_SENDING for p in message.parts):
-            await self._recover_one(message, taken_over=message.id not in self._unrecorded)
+            unrecorded = message.id in self._unrecorded
             self._unrecorded.discard(message.id)
+            await self._recover_one(
+                message,
+                left="when its outcome could not be recorded" if unrecorded else "by a node whose claim ran out",
+            )
             reloaded = self.store.load(message.id)
             if reloaded is None:
                 return None
@@ -487,11 +491,11 @@ class Scheduler:
             if message is not None:
                 await self._recover_one(message)
 
-    async def _recover_one(self, message: StoredMessage, *, taken_over: bool = False) -> None:
+    async def _recover_one(self, message: StoredMessage, *, left: str = "") -> None:
         """Parts of ``message`` in ``sending`` that nobody is sending: found at the gateway, or sent again
         (flagged as a possible duplicate)."""
         message_id = message.id
-        where = "left in sending by a node whose claim ran out" if taken_over else "found in sending"
+        where = f"left in sending {left}" if left else "found in sending"
         sending = {p.seq for p in message.parts if p.state == PART_SENDING}
         gateway = message.via or message.gateway
         transport = self.transports.get(gateway)
@@ -515,7 +519,7 @@ class Scheduler:
             log.warning(
                 event(message_id, to=message.number, relay=gateway, parts=f"{len(unknown)}",
                       status="possible duplicate",
-                      reason=f"part {where}{'' if taken_over else ' after a restart'} is sent again")
+                      reason=f"part {where}{'' if left else ' after a restart'} is sent again")
             )  # fmt: skip
 
     async def on_report(self, report: DeliveryReport) -> str | None:
