@@ -39,6 +39,7 @@ log = logging.getLogger("mailsms.scheduler")
 WAKE_GATHER = 0.01  # seconds a wake-up waits for others before the queue is looked at
 ORPHAN_CHECK_INTERVAL = 60.0  # seconds between looks for messages of unconfigured gateways
 STORE_RETRY = 1.0  # seconds before the next pass when the queue could not be read
+NOT_STARTED_RETRY = 5.0  # at most this long before a message whose sending could not be committed is tried again
 
 
 class _NotStarted(Exception):
@@ -281,7 +282,7 @@ class Scheduler:
             # Nothing was sent and nothing changed (the queue is locked by another process, or
             # full): not a reason to hold the message; it is tried again, not at once.
             log.warning("%s: delivery not started: %s; the message stays queued", message_id, exc)
-            await asyncio.sleep(self.policy.queue_run_delay)
+            await asyncio.sleep(min(self.policy.queue_run_delay, NOT_STARTED_RETRY))
         except (QueueFull, InternalError) as exc:
             # The gateway answered but the queue cannot record it now (its database is down): the parts
             # stay in ``sending``, and the next look settles them as after a crash.
