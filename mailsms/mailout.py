@@ -97,6 +97,7 @@ class Mailout:
             now = self.clock()
             room = self.concurrency - len(self._in_flight)
             try:
+                self._keep_claims()
                 for mail in self._due(now, room) if room > 0 else ():
                     task = asyncio.create_task(self._deliver_guarded(mail), name=f"mailout-{mail.id}")
                     self._in_flight[mail.id] = task
@@ -117,10 +118,20 @@ class Mailout:
             return mailout_store.claim(self.store.conn, now, room, exclude, node=self.store.node, lease=lease)
         return mailout_store.due(self.store.conn, now, room, exclude=exclude)
 
+    def _keep_claims(self) -> None:
+        """Several nodes: renew the claim on the mail being sent (a slow relay must not let another
+        node send it too); the pass after comes within a third of a lease while any is in flight."""
+        if self.store.lease_seconds and self._in_flight:
+            mailout_store.renew(self.store.conn, list(self._in_flight), node=self.store.node,
+                                lease=self.store.lease_seconds)  # fmt: skip
+
     def _sleep_time(self, now: float) -> float:
         # What is due by ``now`` is in flight or waits for room, and a landing wakes us.
         next_due = mailout_store.next_due_time(self.store.conn, after=now)
-        return IDLE_WAKE if next_due is None else min(next_due - now, IDLE_WAKE)
+        longest = IDLE_WAKE
+        if self.store.lease_seconds and self._in_flight:
+            longest = min(longest, self.store.lease_seconds / 3)
+        return longest if next_due is None else min(next_due - now, longest)
 
     def _landed(self, mail_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(mail_id, None)

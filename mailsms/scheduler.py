@@ -142,7 +142,14 @@ class Scheduler:
         self._wake.set()
 
     async def run(self) -> None:
-        await self.recover()
+        while not self._stopping:
+            try:
+                await self.recover()
+                break
+            except (sqlite3.Error, QueueFull, InternalError) as exc:  # the queue is not reachable yet
+                log.warning("scheduler: cannot settle parts left in sending yet (%s); trying again in %.0fs", exc,
+                            STORE_RETRY)  # fmt: skip
+                await asyncio.sleep(STORE_RETRY)
         keeper = asyncio.create_task(self._keep_claims(), name="keep-claims") if self.store.lease_seconds else None
         try:
             await self._passes()
@@ -210,8 +217,7 @@ class Scheduler:
         room = limit - len(busy)
         if room <= 0:
             return  # a delivery that lands wakes us again
-        due = self.store.claim(now, room, gateway, other_than=targets)
-        claimed = [message_id for message_id in due if message_id not in self._in_flight][:room]
+        claimed = self.store.claim(now, room, gateway, other_than=targets, exclude=tuple(self._in_flight))
         for message_id, message in self.store.load_many(claimed).items():
             task = asyncio.create_task(self._deliver_guarded(message), name=f"deliver-{message_id}")
             self._in_flight[message_id] = task
@@ -238,8 +244,12 @@ class Scheduler:
         interval = self.store.lease_seconds / 3
         while not self._stopping:
             await asyncio.sleep(interval)
+            in_flight = list(self._in_flight)
             try:
-                self.store.renew(list(self._in_flight), self.clock())
+                held = self.store.renew(in_flight, self.clock())
+                if held < len(in_flight):
+                    log.warning("the claim on %d message(s) in flight ran out (this node stalled longer than a lease):"
+                                " another node may send them as well", len(in_flight) - held)  # fmt: skip
             except sqlite3.Error as exc:
                 log.warning("cannot renew the claim on %d message(s) in flight: %s", len(self._in_flight), exc)
 

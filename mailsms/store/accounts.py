@@ -50,11 +50,12 @@ def _account(row: tuple[object, ...]) -> Account:
     )
 
 
-def get_account(conn: Conn, user: str) -> Account | None:
-    """The account named ``user`` (exact, case-sensitive), or None."""
+def get_account(conn: Conn, user: str, *, lock: bool = False) -> Account | None:
+    """The account named ``user`` (exact, case-sensitive), or None; ``lock``: inside a transaction
+    that goes on to change it (several nodes count against one account one at a time)."""
     if not has_accounts_table(conn):
         return None
-    sql = f'SELECT {", ".join(_COLUMNS)} FROM account WHERE "user" = ?{for_update(conn)}'
+    sql = f'SELECT {", ".join(_COLUMNS)} FROM account WHERE "user" = ?{for_update(conn) if lock else ""}'
     row = conn.execute(sql, (user,)).fetchone()
     return _account(row) if row else None
 
@@ -92,8 +93,8 @@ def record_sent(
 ) -> None:
     """Count accepted messages against their accounts, in the writer's transaction that queues
     them; ``check(account, messages)`` raises to refuse them (a monthly limit used up meanwhile)."""
-    for user, messages in counts.items():
-        account = get_account(conn, user)
+    for user, messages in sorted(counts.items()):
+        account = get_account(conn, user, lock=True)
         if account is None:
             continue
         if check is not None:

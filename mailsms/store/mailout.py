@@ -69,6 +69,9 @@ def due(conn: Conn, now: float, limit: int, exclude: Sequence[str] = ()) -> list
     return [_queued(r) for r in rows]
 
 
+_DB_NOW = "EXTRACT(EPOCH FROM clock_timestamp())"  # claims are timed on the database's clock
+
+
 def claim(
     conn: Conn, now: float, limit: int, exclude: Sequence[str] = (), *, node: str, lease: float
 ) -> list[QueuedMail]:
@@ -77,12 +80,21 @@ def claim(
     marks = ",".join("?" for _ in exclude)
     skip = f" AND id NOT IN ({marks})" if exclude else ""
     rows = conn.execute(
-        f"UPDATE mailout SET lease_node = ?, lease_until = ? WHERE id IN (SELECT id FROM mailout"
-        f" WHERE state = 'queued' AND next_attempt <= ?{skip} AND (lease_until IS NULL OR lease_until <= ?"
+        f"UPDATE mailout SET lease_node = ?, lease_until = {_DB_NOW} + ? WHERE id IN (SELECT id FROM mailout"
+        f" WHERE state = 'queued' AND next_attempt <= ?{skip} AND (lease_until IS NULL OR lease_until <= {_DB_NOW}"
         f" OR lease_node = ?) ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
-        (node, now + lease, now, *exclude, now, node, limit),
+        (node, lease, now, *exclude, node, limit),
     ).fetchall()
     return sorted((_queued(r) for r in rows), key=lambda m: m.next_attempt)
+
+
+def renew(conn: Conn, mail_ids: Sequence[str], *, node: str, lease: float) -> None:
+    """Keep ``node``'s claim on the mail it is still sending (several nodes)."""
+    if mail_ids:
+        conn.execute(
+            f"UPDATE mailout SET lease_until = {_DB_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
+            (lease, node, list(mail_ids)),
+        )
 
 
 def _queued(r: Sequence[Any]) -> QueuedMail:

@@ -37,10 +37,12 @@ from psycopg.pq import TransactionStatus
 from mailsms.errors import InternalError, MailsmsError, QueueFull
 from mailsms.store.conn import POSTGRESQL, Conn
 from mailsms.store.pg_schema import create_pg_schema
-from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore
+from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore, commit_sending
 from mailsms.store.writer import BatchWriter
 
 log = logging.getLogger("mailsms.store")
+# Leases are timed on the database's clock: the nodes' clocks may differ.
+_DB_NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -118,9 +120,10 @@ class PgConnection:
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str, *, application: str = "mailsms") -> None:
+    def __init__(self, url: str, *, application: str = "mailsms", setup: tuple[str, ...] = ()) -> None:
         self.url = url
         self._application = application
+        self._setup = setup  # session settings, made again on every new connection
         self._lock = threading.RLock()
         self._began = False  # a BEGIN of ours is open (its COMMIT or ROLLBACK not yet run)
         self._conn = self._connect()
@@ -128,6 +131,8 @@ class PgConnection:
     def _connect(self) -> psycopg.Connection[Any]:
         try:
             conn = psycopg.connect(self.url, autocommit=True, application_name=self._application, connect_timeout=10)
+            for statement in self._setup:
+                conn.execute(statement)
         except psycopg.Error as exc:
             raise _as_sqlite_error(exc) from exc
         conn.adapters.register_loader("numeric", _NumericLoader)
@@ -153,15 +158,27 @@ class PgConnection:
                     raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
                 self._conn = self._connect()
             try:
-                if parameters:
-                    cursor = self._conn.execute(translate(sql, True), _params(parameters))
-                else:
-                    cursor = self._conn.execute(translate(sql, False))
+                cursor = self._run(sql, parameters)
+            except psycopg.OperationalError as exc:
+                if self._began or not self._conn.closed:
+                    raise _as_sqlite_error(exc) from exc
+                # Outside a transaction the connection turned out to be gone (the server restarted):
+                # nothing was done on it, so the statement is run once more on a new one.
+                self._conn = self._connect()
+                try:
+                    cursor = self._run(sql, parameters)
+                except psycopg.Error as again:
+                    raise _as_sqlite_error(again) from again
             except psycopg.Error as exc:
                 raise _as_sqlite_error(exc) from exc
             if sql.startswith("BEGIN"):
                 self._began = True
             return cursor
+
+    def _run(self, sql: str, parameters: Any) -> psycopg.Cursor[Any]:
+        if parameters:
+            return self._conn.execute(translate(sql, True), _params(parameters))
+        return self._conn.execute(translate(sql, False))
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
         rows = [_params(p) for p in parameters]
@@ -200,12 +217,11 @@ class PgStore(QueueStore):
         self.node = node
         self.lease_seconds = lease_seconds
         name = f"mailsms {node}"
-        conn = PgConnection(url, application=name)
-        create_pg_schema(conn)
         # Claims, renewals and reads go through this connection on the event loop: they need not wait
         # for the WAL flush. Each is made durable by the writer's next commit (WAL is written in
         # order), which is the one that records parts as sending; nothing acknowledged depends on them.
-        conn.execute("SET synchronous_commit = off")
+        conn = PgConnection(url, application=name, setup=("SET synchronous_commit = off",))
+        create_pg_schema(conn)
         writer = BatchWriter(functools.partial(PgConnection, url, application=f"{name} writer"), storage_error)
         super().__init__(conn, writer)
         self._listener: _Listener | None = None
@@ -230,10 +246,19 @@ class PgStore(QueueStore):
 
     # -- several nodes: claims and leases ----------------------------------------
 
-    def claim(self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()) -> list[str]:
-        """Claim up to ``limit`` due messages for this node: rows another node is claiming are
-        skipped (``SKIP LOCKED``), and a claim holds until ``now + lease_seconds``
-        unless renewed; a node's own expired or live claims are its to take again."""
+    def claim(
+        self,
+        now: float,
+        limit: int,
+        gateway: str | None = None,
+        *,
+        other_than: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        """Claim up to ``limit`` due messages for this node, none of ``exclude`` (in flight here): rows
+        another node is claiming are skipped (``SKIP LOCKED``), and a claim holds for ``lease_seconds``
+        of the database's clock unless renewed; a node's own expired or live claims are its to take
+        again."""
         if gateway is not None:
             where, args = "gateway = ?", [gateway]
         elif other_than:
@@ -241,20 +266,20 @@ class PgStore(QueueStore):
         else:
             where, args = "TRUE", []
         rows = self.conn.execute(
-            "UPDATE message SET lease_node = ?, lease_until = ? WHERE id IN ("
+            f"UPDATE message SET lease_node = ?, lease_until = {_DB_NOW} + ? WHERE id IN ("
             " SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ?"
-            f" AND {where} AND (lease_until IS NULL OR lease_until <= ? OR lease_node = ?)"
-            " ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt",
-            (self.node, now + self.lease_seconds, now, *args, now, self.node, limit),
+            f" AND {where} AND NOT (id = ANY(?)) AND (lease_until IS NULL OR lease_until <= {_DB_NOW}"
+            " OR lease_node = ?) ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt",
+            (self.node, self.lease_seconds, now, *args, list(exclude), self.node, limit),
         ).fetchall()
         return [r[0] for r in sorted(rows, key=lambda r: r[1])]
 
     def take(self, message_id: str, now: float) -> bool:
         return (
             self.conn.execute(
-                "UPDATE message SET lease_node = ?, lease_until = ? WHERE id = ?"
-                " AND (lease_until IS NULL OR lease_until <= ? OR lease_node = ?)",
-                (self.node, now + self.lease_seconds, message_id, now, self.node),
+                f"UPDATE message SET lease_node = ?, lease_until = {_DB_NOW} + ? WHERE id = ?"
+                f" AND (lease_until IS NULL OR lease_until <= {_DB_NOW} OR lease_node = ?)",
+                (self.node, self.lease_seconds, message_id, self.node),
             ).rowcount
             == 1
         )
@@ -264,8 +289,8 @@ class PgStore(QueueStore):
         if not message_ids:
             return 0
         return self.conn.execute(
-            "UPDATE message SET lease_until = ? WHERE lease_node = ? AND id = ANY(?)",
-            (now + self.lease_seconds, self.node, list(message_ids)),
+            f"UPDATE message SET lease_until = {_DB_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
+            (self.lease_seconds, self.node, list(message_ids)),
         ).rowcount
 
     def release(self, message_ids: Sequence[str]) -> None:
@@ -276,12 +301,18 @@ class PgStore(QueueStore):
                 (self.node, list(message_ids)),
             )
 
+    async def mark_sending(self, message_id: str, seqs: Sequence[int], now: float, via: str = "") -> None:
+        """As on one node, but only while this node still holds the claim: a node whose claim ran out
+        (it stalled longer than a lease) never sends what another node may have taken over."""
+        await self.write(functools.partial(_mark_sending_claimed, node=self.node, message_id=message_id, seqs=seqs,
+                                           now=now, via=via))  # fmt: skip
+
     def messages_with_sending_parts(self) -> list[str]:
         """At start: parts left in ``sending`` by this node, or by a node whose lease has run out."""
         rows = self.conn.execute(
-            "SELECT DISTINCT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
-            " WHERE p.state = 'sending' AND (m.lease_node = ? OR m.lease_until IS NULL OR m.lease_until <= ?)",
-            (self.node, time.time()),
+            "SELECT DISTINCT p.message_id FROM part p JOIN message m ON m.id = p.message_id WHERE p.state = 'sending'"
+            f" AND (m.lease_node = ? OR m.lease_until IS NULL OR m.lease_until <= {_DB_NOW})",
+            (self.node,),
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -290,6 +321,13 @@ class PgStore(QueueStore):
         if self._listener is None:
             self._listener = _Listener(self.url, wake)
             self._listener.start()
+
+
+def _mark_sending_claimed(conn: Conn, *, node: str, message_id: str, seqs: Sequence[int], now: float, via: str) -> None:
+    row = conn.execute("SELECT lease_node FROM message WHERE id = ? FOR UPDATE", (message_id,)).fetchone()
+    if row is not None and row[0] not in ("", node):
+        raise InternalError(f"the claim on {message_id} passed to node {row[0]}")
+    commit_sending(conn, message_id=message_id, seqs=seqs, now=now, via=via)
 
 
 def _register(conn: Conn, node: str) -> int:
@@ -333,10 +371,11 @@ class _Listener:
             try:
                 with psycopg.connect(self._url, autocommit=True, application_name="mailsms listen") as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self._wake()  # what was committed while nobody listened
                     while not self._stop.is_set():
                         for _ in conn.notifies(timeout=1.0, stop_after=1):
                             self._wake()
-            except psycopg.Error as exc:
+            except Exception as exc:  # the server went away, or the event loop closed: never end silently
                 log.warning("queue notifications: %s; listening again shortly", str(exc).strip())
                 self._stop.wait(2.0)
 

@@ -41,7 +41,7 @@ from mailsms.store import (
     Summary,
 )
 from mailsms.store.accounts import record_sent
-from mailsms.store.conn import Conn, for_update
+from mailsms.store.conn import Conn, for_update, lock
 from mailsms.store.reports import KeptOriginal, due_bits, insert_original
 from mailsms.store.writer import BatchWriter
 
@@ -149,10 +149,21 @@ class QueueStore:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def claim(self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()) -> list[str]:
-        """Due messages this node may start: with one node, the due ones (the scheduler's own
-        bookkeeping keeps one from being started twice)."""
-        return self.due(now, limit, gateway, other_than=other_than)
+    def claim(
+        self,
+        now: float,
+        limit: int,
+        gateway: str | None = None,
+        *,
+        other_than: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        """Up to ``limit`` due messages this node may start, none of ``exclude`` (in flight here):
+        with one node, the due ones (the scheduler's own bookkeeping keeps one from being
+        started twice)."""
+        skip = set(exclude)
+        due = self.due(now, limit + len(skip), gateway, other_than=other_than)
+        return [message_id for message_id in due if message_id not in skip][:limit]
 
     def take(self, message_id: str, now: float) -> bool:
         """Claim one message for this node (recovery); False when another node holds it."""
@@ -232,7 +243,7 @@ class QueueStore:
     async def mark_sending(self, message_id: str, seqs: Sequence[int], now: float, via: str = "") -> None:
         """Commit ``sending``, and the gateway ``via`` which the parts go through, before any I/O
         starts (the crash contract: recovery asks that gateway)."""
-        await self.write(functools.partial(_mark_sending, message_id=message_id, seqs=seqs, now=now, via=via))
+        await self.write(functools.partial(commit_sending, message_id=message_id, seqs=seqs, now=now, via=via))
 
     def due_fallbacks(self, now: float, limit: int = 100) -> list[str]:
         """Ids of submitted messages whose fallback number is due: no delivery report came in time."""
@@ -384,7 +395,7 @@ def _insert_counted(
         conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
-def _mark_sending(conn: Conn, *, message_id: str, seqs: Sequence[int], now: float, via: str) -> None:
+def commit_sending(conn: Conn, *, message_id: str, seqs: Sequence[int], now: float, via: str) -> None:
     conn.executemany(
         "UPDATE part SET state = 'sending', updated = ? WHERE message_id = ? AND seq = ?",
         [(now, message_id, s) for s in seqs],
@@ -455,6 +466,8 @@ def _record_submitted(
     relayed: bool = False,
     hooks: Sequence[SubmitHook] = (),
 ) -> list[EarlyReport]:
+    for msgid in sorted({msgid for _, msgid in submitted if msgid}):
+        lock(conn, f"report {msgid}")  # several nodes: a report for these parts waits for this commit
     conn.executemany(
         "UPDATE part SET state = 'submitted', gateway_msgid = ?, updated = ? WHERE message_id = ? AND seq = ?",
         [(msgid, now, message_id, seq) for seq, msgid in submitted],
@@ -534,6 +547,9 @@ def _record_report(
     dsn_code: str,
     now: float,
 ) -> str | None:
+    # Several nodes: a submission of this id being committed on another node is waited for, so
+    # the report finds its part (never kept as early after that commit has looked for it).
+    lock(conn, f"report {gateway_msgid}")
     row = conn.execute(
         "SELECT p.message_id FROM part p JOIN message m ON m.id = p.message_id"
         f" WHERE p.gateway_msgid = ? AND {_GATEWAY_OF} = ?",

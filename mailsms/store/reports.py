@@ -150,7 +150,8 @@ def mark_reported(conn: Conn, ids: Sequence[str], bit: int, now: float) -> list[
     fresh = [
         str(r[0])
         for r in conn.execute(
-            f"SELECT id FROM message WHERE id IN ({marks}) AND (reported & ?) = 0{for_update(conn)}", (*ids, bit)
+            f"SELECT id FROM message WHERE id IN ({marks}) AND (reported & ?) = 0 ORDER BY id{for_update(conn)}",
+            (*ids, bit),
         )
     ]
     if fresh:

@@ -9,16 +9,19 @@ import asyncio
 import contextlib
 import dataclasses
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from mailsms.config import Config, PolicyConfig, QueueConfig, ServerConfig, StateConfig, StoreConfig
+from mailsms.errors import InternalError
 from mailsms.store.engines import NODE_ID_FILE, node_id, open_store
 from mailsms.values import ListenAddress
 from tests.support import db
 from tests.support.lmtp import LmtpClient
 from tests.support.postgres import PostgresCluster
+from tests.support.scheduling import new_message
 from tests.support.wait import async_wait_until
 from tests.support.web import call, outbox_gateway, running
 
@@ -189,3 +192,26 @@ async def test_postgresql_crashing_under_a_running_node_loses_no_accepted_mail(t
             )
             states = dict(db.rows(config, "SELECT id, state FROM message"))
             assert all(states.get(i) == "submitted" for i in ids), (ids, states)
+
+
+async def test_a_node_whose_claim_ran_out_never_starts_sending_what_another_node_took(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Node a stalled past its lease and node b claimed the message: a's ``sending`` is refused."""
+    a = open_store(pg_url, tmp_path / "a", node="node-a", lease_seconds=2)
+    b = open_store(pg_url, tmp_path / "b", node="node-b", lease_seconds=2)
+    try:
+        now = time.time()
+        await a.enqueue([new_message("SMS1", "+15551230001", now)], now=now)
+        assert a.claim(now, 10) == ["SMS1"]
+        assert b.claim(now, 10) == []  # a holds it
+        a.conn.execute("UPDATE message SET lease_until = lease_until - 60")  # a stalled: its lease ran out
+        assert b.claim(now, 10) == ["SMS1"]
+        assert a.renew(["SMS1"], now) == 0  # a learns it lost the claim
+        with pytest.raises(InternalError, match="passed to node node-b"):
+            await a.mark_sending("SMS1", [1], now, via="outbox")
+        await b.mark_sending("SMS1", [1], now, via="outbox")
+        assert db.one(node(tmp_path, "a", pg_url), "SELECT state FROM part WHERE message_id = 'SMS1'") == "sending"
+    finally:
+        a.close()
+        b.close()
