@@ -15,7 +15,9 @@ from mailsms.mo import mo_from_transport
 from mailsms.store.engines import open_store
 from mailsms.store.inbound import insert_inbound
 from tests.support.replies import LOCAL, with_replies
+from tests.support.smtpsink import SinkHandler, smtp_sink
 from tests.support.wait import async_wait_until
+from tests.support.web import running
 from transports.base import IncomingSms
 
 POSTMASTER = f"postmaster@{LOCAL}"
@@ -51,6 +53,17 @@ def states(daemon: Daemon, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     marks = ",".join("?" * len(ids))
     rows = daemon.store.conn.execute(f"SELECT id, state, routed_to FROM inbound WHERE id IN ({marks})", tuple(ids))
     return {str(i): (str(s), str(r or "")) for i, s, r in rows.fetchall()}
+
+
+async def route_through_sink(
+    config: Config, smses: Sequence[IncomingSms]
+) -> tuple[list[str], dict[str, tuple[str, str]], SinkHandler]:
+    """Store ``smses``, run a daemon relaying to an SMTP sink until each is routed and its mail delivered:
+    their ids, each one's (state, routed_to), and what the sink received."""
+    ids = await store_mos(config, smses)
+    async with smtp_sink() as sink, running(relaying(config, sink.relay)) as daemon:
+        settled = await wait_all_settled(daemon, ids)
+    return ids, settled, sink.handler
 
 
 async def wait_all_settled(daemon: Daemon, ids: Sequence[str], timeout: float = 20.0) -> dict[str, tuple[str, str]]:

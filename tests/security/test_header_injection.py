@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 from mailsms.config import Config
 from mailsms.daemon import Daemon
-from tests.security.support import POSTMASTER, relaying, store_mos, wait_all_settled
+from tests.security.support import POSTMASTER, route_through_sink
 from tests.support.replies import SMS_DOMAIN
-from tests.support.smtpsink import Received, smtp_sink
+from tests.support.smtpsink import Received
 from tests.support.web import call, outbox_gateway, with_gateways
 from transports.base import IncomingSms
 
@@ -86,18 +86,11 @@ def check_headers(mail: Received) -> EmailMessage:
 async def test_no_number_or_text_of_an_sms_adds_a_header(config: Config) -> None:
     smses = [IncomingSms("outbox", sender, "hi", smsc_id=f"n{n}") for n, sender in enumerate(SENDERS)]
     smses += [IncomingSms("outbox", "+15559990000", text, smsc_id=f"t{n}") for n, text in enumerate(TEXTS)]
-    ids = await store_mos(config, smses)
-    async with smtp_sink() as sink:
-        daemon = Daemon(relaying(config, sink.relay))
-        await daemon.start()
-        try:
-            settled = await wait_all_settled(daemon, ids)
-        finally:
-            await daemon.stop()
+    ids, settled, sink = await route_through_sink(config, smses)
     assert sorted(settled.values()) == [("delivered", POSTMASTER)] * len(ids)
-    assert len(sink.handler.received) == len(ids)
-    assert all(r == POSTMASTER for r in sink.handler.rcpt_attempts)
-    messages = [check_headers(mail) for mail in sink.handler.received]
+    assert len(sink.received) == len(ids)
+    assert all(r == POSTMASTER for r in sink.rcpt_attempts)
+    messages = [check_headers(mail) for mail in sink.received]
     # The text is the body, all of it on its own lines, and an alphanumeric sender keeps its name for display.
     bodies = "\n".join(m.get_content() for m in messages)
     assert bodies.count(INJECTED) == len([t for t in TEXTS if INJECTED in t])

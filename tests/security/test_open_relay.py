@@ -13,11 +13,9 @@ from __future__ import annotations
 import pytest
 
 from mailsms.config import Config
-from mailsms.daemon import Daemon
 from replylog.route import decide, local_domain_set
-from tests.security.support import POSTMASTER, relaying, store_mos, wait_all_settled
+from tests.security.support import POSTMASTER, route_through_sink
 from tests.support.replies import BOB, LOCAL
-from tests.support.smtpsink import smtp_sink
 from transports.base import IncomingSms
 
 LOCAL_DOMAINS = local_domain_set([LOCAL])
@@ -74,23 +72,16 @@ def test_a_local_tag_still_routes(text: str, mailbox: str) -> None:
 async def test_no_variant_makes_mail_to_a_foreign_domain(config: Config) -> None:
     texts = [text for text, _ in ATTACKS] + [text for text, _ in LOCAL_TAGS]
     smses = [IncomingSms("outbox", f"+1555000{n:04d}", text, smsc_id=f"s{n}") for n, text in enumerate(texts)]
-    ids = await store_mos(config, smses)
-    async with smtp_sink() as sink:
-        daemon = Daemon(relaying(config, sink.relay))
-        await daemon.start()
-        try:
-            settled = await wait_all_settled(daemon, ids)
-        finally:
-            await daemon.stop()
+    ids, settled, sink = await route_through_sink(config, smses)
     routed = [settled[mo_id] for mo_id in ids]
     attacks, locals_ = routed[: len(ATTACKS)], routed[len(ATTACKS) :]
     for (state, routed_to), (_, why) in zip(attacks, ATTACKS, strict=True):
         assert (state, routed_to) == ("delivered", POSTMASTER), why
     assert locals_ == [("delivered", mailbox) for _, mailbox in LOCAL_TAGS]
     # What reached the MTA: every RCPT and every envelope, local only, and nothing to the victim.
-    assert sink.handler.rcpt_attempts and all(local(r) for r in sink.handler.rcpt_attempts), sink.handler.rcpt_attempts
-    received = [r for mail in sink.handler.received for r in mail.recipients]
+    assert sink.rcpt_attempts and all(local(r) for r in sink.rcpt_attempts), sink.rcpt_attempts
+    received = [r for mail in sink.received for r in mail.recipients]
     assert sorted(received) == sorted([POSTMASTER] * len(ATTACKS) + [m for _, m in LOCAL_TAGS])
-    for mail in sink.handler.received:
+    for mail in sink.received:
         head = mail.data.split(b"\r\n\r\n", 1)[0].lower()
         assert b"\nbcc:" not in head and b"elsewhere.example" not in head
