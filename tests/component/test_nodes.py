@@ -181,9 +181,7 @@ async def test_postgresql_crashing_under_a_running_node_loses_no_accepted_mail(t
             async def accepted_again() -> bool:
                 return "2.0.0" in await lmtp_send(daemon, "+15551230100")
 
-            deadline = asyncio.get_running_loop().time() + 30
-            while not await accepted_again():
-                assert asyncio.get_running_loop().time() < deadline, "mail accepted again after the restart"
+            await async_wait_until(accepted_again, timeout=30, what="mail accepted again after the restart")
             ids = [answer.split()[1] for answer in before]
             await async_wait_until(
                 lambda: db.rows(config, "SELECT COUNT(*) FROM message WHERE state = 'submitted'")[0][0] >= 6,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,11 +69,7 @@ async def off_loop(call: Callable[..., T], *args: Any) -> T:
 async def until_off_loop(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     """Wait for a condition that asks the browser: each look runs in a thread, since the browser
     may itself be waiting for the daemon in this loop (a navigation in progress)."""
-    deadline = time.monotonic() + timeout
-    while not await off_loop(predicate):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)  # polling inside a deadline
+    await async_wait_until(lambda: off_loop(predicate), timeout=timeout, interval=0.05, what=what)
 
 
 async def test_status_page_loads_searches_and_fits_a_phone(

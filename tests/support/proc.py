@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,16 +49,14 @@ def serve_process(
         [*MAILSMS, "serve", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        deadline = time.monotonic() + timeout
-        for port in wait_ports:
-            while not port_open("127.0.0.1", port):
-                if proc.poll() is not None:
-                    raise AssertionError(
-                        f"mailsms serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}"
-                    )
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"mailsms serve did not open port {port} within {timeout}s")
-                time.sleep(POLL_INTERVAL)  # polling inside a deadline, not a fixed wait
+        wait_until(
+            lambda: proc.poll() is not None or all(port_open("127.0.0.1", port) for port in wait_ports),
+            timeout=timeout,
+            interval=POLL_INTERVAL,
+            what=f"mailsms serve listening on {list(wait_ports)}",
+        )
+        if proc.poll() is not None:
+            raise AssertionError(f"mailsms serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
         yield proc
     finally:
         if proc.poll() is None:

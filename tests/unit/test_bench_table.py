@@ -185,7 +185,7 @@ STANDINS = {
     "standin_good": "from bench.table import emit, row\nprint('human output')\n"
     "emit('good', [row('r', 'msg/s', 9.0, 10.0, target=('ratio', '>=', 0.8))])\nraise SystemExit(1)\n",
     "standin_crash": "print('about to fail')\nraise RuntimeError('boom')\n",
-    "standin_hang": "import time\nprint('waiting', flush=True)\ntime.sleep(600)\n",
+    "standin_hang": "import threading\nprint('waiting', flush=True)\nthreading.Event().wait()  # hangs until killed\n",
 }
 
 
