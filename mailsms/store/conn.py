@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+# PostgreSQL's clock in seconds since the epoch: claims of several nodes are timed on it, not on theirs.
+PG_NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 
 class Cursor(Protocol):

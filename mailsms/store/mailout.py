@@ -15,7 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
-from mailsms.store.conn import Conn
+from mailsms.store.conn import PG_NOW, Conn
 
 QUEUED = "queued"
 
@@ -69,9 +69,6 @@ def due(conn: Conn, now: float, limit: int, exclude: Sequence[str] = ()) -> list
     return [_queued(r) for r in rows]
 
 
-_DB_NOW = "EXTRACT(EPOCH FROM clock_timestamp())"  # claims are timed on the database's clock
-
-
 def claim(
     conn: Conn, now: float, limit: int, exclude: Sequence[str] = (), *, node: str, lease: float
 ) -> list[QueuedMail]:
@@ -80,8 +77,8 @@ def claim(
     marks = ",".join("?" for _ in exclude)
     skip = f" AND id NOT IN ({marks})" if exclude else ""
     rows = conn.execute(
-        f"UPDATE mailout SET lease_node = ?, lease_until = {_DB_NOW} + ? WHERE id IN (SELECT id FROM mailout"
-        f" WHERE state = 'queued' AND next_attempt <= ?{skip} AND (lease_until IS NULL OR lease_until <= {_DB_NOW}"
+        f"UPDATE mailout SET lease_node = ?, lease_until = {PG_NOW} + ? WHERE id IN (SELECT id FROM mailout"
+        f" WHERE state = 'queued' AND next_attempt <= ?{skip} AND (lease_until IS NULL OR lease_until <= {PG_NOW}"
         f" OR lease_node = ?) ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
         (node, lease, now, *exclude, node, limit),
     ).fetchall()
@@ -92,7 +89,7 @@ def renew(conn: Conn, mail_ids: Sequence[str], *, node: str, lease: float) -> No
     """Keep ``node``'s claim on the mail it is still sending (several nodes)."""
     if mail_ids:
         conn.execute(
-            f"UPDATE mailout SET lease_until = {_DB_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
+            f"UPDATE mailout SET lease_until = {PG_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
             (lease, node, list(mail_ids)),
         )
 

@@ -35,14 +35,12 @@ from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
-from mailsms.store.conn import POSTGRESQL, Conn
+from mailsms.store.conn import PG_NOW, POSTGRESQL, Conn
 from mailsms.store.pg_schema import create_pg_schema
-from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore, commit_sending
+from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore, commit_sending, target_filter
 from mailsms.store.writer import BatchWriter
 
 log = logging.getLogger("mailsms.store")
-# Leases are timed on the database's clock: the nodes' clocks may differ.
-_DB_NOW = "EXTRACT(EPOCH FROM clock_timestamp())"
 
 
 @functools.lru_cache(maxsize=2048)
@@ -109,6 +107,10 @@ def _as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
     return sqlite3.DatabaseError(message)
 
 
+def _lost() -> sqlite3.Error:
+    return sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
+
+
 class PgConnection:
     """One psycopg connection with the interface of ``mailsms.store.conn.Conn``.
 
@@ -148,15 +150,12 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Any = (), /) -> psycopg.Cursor[Any]:
         with self._lock:
-            ending = sql in ("COMMIT", "ROLLBACK")
-            if ending:
+            if sql in ("COMMIT", "ROLLBACK"):
                 began, self._began = self._began, False
                 if self._conn.closed and began:
-                    raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
-            elif self._conn.closed:
-                if self._began:
-                    raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
-                self._conn = self._connect()
+                    raise _lost()
+            else:
+                self._ensure_connected()
             try:
                 cursor = self._run(sql, parameters)
             except psycopg.OperationalError as exc:
@@ -175,6 +174,13 @@ class PgConnection:
                 self._began = True
             return cursor
 
+    def _ensure_connected(self) -> None:
+        """A new connection for a statement outside a transaction; inside one, the loss is the caller's error."""
+        if self._conn.closed:
+            if self._began:
+                raise _lost()
+            self._conn = self._connect()
+
     def _run(self, sql: str, parameters: Any) -> psycopg.Cursor[Any]:
         if parameters:
             return self._conn.execute(translate(sql, True), _params(parameters))
@@ -183,10 +189,7 @@ class PgConnection:
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> psycopg.Cursor[Any]:
         rows = [_params(p) for p in parameters]
         with self._lock:
-            if self._conn.closed:
-                if self._began:
-                    raise sqlite3.OperationalError("the connection to PostgreSQL was lost in this transaction")
-                self._conn = self._connect()
+            self._ensure_connected()
             cursor = self._conn.cursor()
             if not rows:
                 return cursor
@@ -259,16 +262,11 @@ class PgStore(QueueStore):
         another node is claiming are skipped (``SKIP LOCKED``), and a claim holds for ``lease_seconds``
         of the database's clock unless renewed; a node's own expired or live claims are its to take
         again."""
-        if gateway is not None:
-            where, args = "gateway = ?", [gateway]
-        elif other_than:
-            where, args = f"gateway NOT IN ({','.join('?' for _ in other_than)})", list(other_than)
-        else:
-            where, args = "TRUE", []
+        where, args = target_filter(gateway, other_than)
         rows = self.conn.execute(
-            f"UPDATE message SET lease_node = ?, lease_until = {_DB_NOW} + ? WHERE id IN ("
+            f"UPDATE message SET lease_node = ?, lease_until = {PG_NOW} + ? WHERE id IN ("
             " SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ?"
-            f" AND {where} AND NOT (id = ANY(?)) AND (lease_until IS NULL OR lease_until <= {_DB_NOW}"
+            f" AND {where} AND NOT (id = ANY(?)) AND (lease_until IS NULL OR lease_until <= {PG_NOW}"
             " OR lease_node = ?) ORDER BY next_attempt LIMIT ? FOR UPDATE SKIP LOCKED) RETURNING id, next_attempt",
             (self.node, self.lease_seconds, now, *args, list(exclude), self.node, limit),
         ).fetchall()
@@ -277,8 +275,8 @@ class PgStore(QueueStore):
     def take(self, message_id: str, now: float) -> bool:
         return (
             self.conn.execute(
-                f"UPDATE message SET lease_node = ?, lease_until = {_DB_NOW} + ? WHERE id = ?"
-                f" AND (lease_until IS NULL OR lease_until <= {_DB_NOW} OR lease_node = ?)",
+                f"UPDATE message SET lease_node = ?, lease_until = {PG_NOW} + ? WHERE id = ?"
+                f" AND (lease_until IS NULL OR lease_until <= {PG_NOW} OR lease_node = ?)",
                 (self.node, self.lease_seconds, message_id, self.node),
             ).rowcount
             == 1
@@ -289,7 +287,7 @@ class PgStore(QueueStore):
         if not message_ids:
             return 0
         return self.conn.execute(
-            f"UPDATE message SET lease_until = {_DB_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
+            f"UPDATE message SET lease_until = {PG_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
             (self.lease_seconds, self.node, list(message_ids)),
         ).rowcount
 
@@ -311,7 +309,7 @@ class PgStore(QueueStore):
         """At start: parts left in ``sending`` by this node, or by a node whose lease has run out."""
         rows = self.conn.execute(
             "SELECT DISTINCT p.message_id FROM part p JOIN message m ON m.id = p.message_id WHERE p.state = 'sending'"
-            f" AND (m.lease_node = ? OR m.lease_until IS NULL OR m.lease_until <= {_DB_NOW})",
+            f" AND (m.lease_node = ? OR m.lease_until IS NULL OR m.lease_until <= {PG_NOW})",
             (self.node,),
         ).fetchall()
         return [r[0] for r in rows]

@@ -64,6 +64,17 @@ _GATEWAY_OF = "(CASE WHEN m.via != '' THEN m.via ELSE m.gateway END)"
 
 NOTIFY_CHANNEL = "mailsms_queue"  # several nodes: a commit that queues mail wakes the others
 
+
+def target_filter(gateway: str | None, other_than: Sequence[str]) -> tuple[str, list[str]]:
+    """The WHERE term (and its arguments) for messages of ``gateway``, or (None) of any target
+    except those in ``other_than``."""
+    if gateway is not None:
+        return "gateway = ?", [gateway]
+    if other_than:
+        return f"gateway NOT IN ({','.join('?' for _ in other_than)})", list(other_than)
+    return "1 = 1", []
+
+
 # ``record_report``'s answer for a report kept until its part's submission is committed.
 KEPT = "(kept)"
 # An early report whose part never gets submitted is forgotten after this long.
@@ -138,10 +149,7 @@ class QueueStore:
     def due(self, now: float, limit: int, gateway: str | None = None, *, other_than: Sequence[str] = ()) -> list[str]:
         """Ids of messages due by ``now``, oldest attempt first: for one ``gateway``, or
         (``gateway`` None) for any gateway except those in ``other_than``."""
-        if gateway is not None:
-            where, args = "gateway = ?", [gateway]
-        else:
-            where, args = f"gateway NOT IN ({','.join('?' for _ in other_than)})", list(other_than)
+        where, args = target_filter(gateway, other_than)
         rows = self.conn.execute(
             f"SELECT id FROM message WHERE state IN ('queued','deferred') AND next_attempt <= ? AND {where}"
             " ORDER BY next_attempt LIMIT ?",
