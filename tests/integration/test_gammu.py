@@ -64,5 +64,8 @@ async def test_mo_at_the_dummy_phone_reaches_the_inbound_store(gateway: Daemon, 
     def stored() -> list[str]:
         return [r.text for r in list_inbound(store.conn) if r.smsc_id.startswith("gammu-")]
 
-    await async_wait_until(lambda: stored() == [text], timeout=30, what="the MO in the inbound store")
-    assert not list((tmp_path / "spool" / "inbox").iterdir())
+    inbox = tmp_path / "spool" / "inbox"
+    # The file is removed after the store commits, so wait for both.
+    await async_wait_until(lambda: stored() == [text] and not list(inbox.iterdir()), timeout=30,
+                           what="the MO in the inbound store and its file taken from the inbox")
+    assert stored() == [text]
