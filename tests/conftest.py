@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,19 @@ from mailsms.store.queue import QueueStore
 from mailsms.values import ListenAddress
 from tests.support.postgres import PostgresCluster
 from tests.support.proc import free_port
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """Undo what ``mailsms.log.setup`` (run in-process by CLI tests) did to the loggers: its handler writes
+    to the stream pytest captured for that test, which is closed once the test is over."""
+    loggers = [logging.getLogger(), logging.getLogger("mailsms")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        lg.handlers[:] = handlers
+        lg.setLevel(level)
+        lg.propagate = propagate
 
 
 @pytest.fixture
