@@ -13,6 +13,7 @@ import pytest
 from mailsms.queue_admin import QueueAdmin
 from mailsms.scheduler import RetryPolicy, outgoing
 from tests.support.scheduling import WAIT, FakeClock, Queue, TransportDouble, clock_ahead, opened
+from tests.support.wait import async_wait_until
 from transports import fake, outbox
 from transports.base import DeliveryReport, Transport, TransportContext
 
@@ -55,6 +56,12 @@ def lines(caplog: pytest.LogCaptureFixture, qid: str = "") -> list[str]:
     return [line for line in found if line.startswith(f"{qid}: ")] if qid else found
 
 
+async def logged(caplog: pytest.LogCaptureFixture, qid: str, count: int) -> list[str]:
+    """``lines`` once there are ``count`` of them: each line is written just after the commit a test waits for."""
+    await async_wait_until(lambda: len(lines(caplog, qid)) >= count, what=f"{count} log lines of {qid}")
+    return lines(caplog, qid)
+
+
 # -- parts in order, submitted, delivery reports ------------------------------------------------
 
 
@@ -76,7 +83,7 @@ async def test_three_parts_are_sent_in_order_and_the_message_ends_submitted(
         ("submitted", "fake-SMS1-3"),
     ]
     assert (message.attempts, message.reason, message.possible_duplicate) == (1, "", False)
-    assert lines(logs, "SMS1") == [
+    assert await logged(logs, "SMS1", 1) == [
         f"SMS1: to=<{OK}>, relay=fake, parts=3/3, delay=0.00, dsn=2.0.0, status=sent"
         " (gateway id fake-SMS1-1, fake-SMS1-2, fake-SMS1-3)"
     ]
@@ -91,13 +98,9 @@ async def test_delivered_reports_for_every_part_make_the_message_delivered(
     message = await queue.wait_state("SMS1", "delivered")
     assert [p.state for p in message.parts] == ["delivered", "delivered", "delivered"]
     assert (message.reason, message.dsn_code) == ("", "")
-    assert (
-        lines(logs, "SMS1")[1:]
-        == [
-            "SMS1: relay=fake, dsn=2.0.0, status=delivered (fake gateway: delivered)",
-        ]
-        * 3
-    )
+    assert (await logged(logs, "SMS1", 4))[1:] == [
+        "SMS1: relay=fake, dsn=2.0.0, status=delivered (fake gateway: delivered)",
+    ] * 3
 
 
 async def test_a_failed_delivery_report_fails_the_message_with_its_reason(
@@ -109,7 +112,8 @@ async def test_a_failed_delivery_report_fails_the_message_with_its_reason(
     await queue.wait_parts("SMS1", ["failed", "failed", "failed"])
     message = queue.message("SMS1")
     assert (message.state, message.reason, message.dsn_code) == ("failed", "fake gateway: not delivered", "5.0.0")
-    assert lines(logs, "SMS1")[-1] == "SMS1: relay=fake, dsn=5.0.0, status=bounced (fake gateway: not delivered)"
+    last = (await logged(logs, "SMS1", 4))[-1]
+    assert last == "SMS1: relay=fake, dsn=5.0.0, status=bounced (fake gateway: not delivered)"
 
 
 # -- permanent failure, backoff, expiry --------------------------------------------------------
@@ -127,7 +131,7 @@ async def test_permanent_failure_fails_the_message_with_a_5xx_dsn_and_logs_bounc
     assert message.dsn_code.startswith("5.")
     assert [p.state for p in message.parts] == ["failed", "failed"]
     assert queue.sent() == []
-    assert lines(logs, "SMS1") == [
+    assert await logged(logs, "SMS1", 1) == [
         f"SMS1: to=<{PERMANENT}>, relay=fake, parts=0/2, delay=12.50, dsn=5.0.0, status=bounced ({reason})"
     ]
 
@@ -143,7 +147,7 @@ async def test_temporary_failure_defers_for_minimal_backoff_time(
     assert message.next_attempt == clock.now + POLICY.minimal_backoff_time
     assert (message.reason, message.dsn_code) == (reason, "4.0.0")
     assert [p.state for p in message.parts] == ["queued", "queued"]
-    assert lines(logs, "SMS1") == [
+    assert await logged(logs, "SMS1", 1) == [
         f"SMS1: to=<{TEMPORARY}>, relay=fake, parts=0/2, delay=0.00, dsn=4.0.0, status=deferred ({reason})"
     ]
 
@@ -192,7 +196,7 @@ async def test_a_message_older_than_maximal_queue_lifetime_expires_with_4_4_7(
     reason = f"message expired after 60 minutes: fake gateway: temporary failure for {TEMPORARY}"
     assert (message.reason, message.dsn_code, message.attempts) == (reason, "4.4.7", 2)
     assert [p.state for p in message.parts] == ["failed", "failed"]
-    assert lines(logs, "SMS1")[-1] == (
+    assert (await logged(logs, "SMS1", 2))[-1] == (
         f"SMS1: to=<{TEMPORARY}>, relay=fake, parts=0/2, delay=3600.00, dsn=4.4.7, status=expired ({reason})"
     )
 
@@ -220,7 +224,7 @@ async def test_a_transport_that_raises_holds_the_message_and_the_others_still_go
     assert (held.reason, held.dsn_code, held.attempts) == (reason, "4.3.0", 1)
     assert [p.state for p in held.parts] == ["queued", "queued"]  # sent again as a whole once released
     assert [r["queue_id"] for r in queue.sent()] == ["GOOD"]
-    assert f"BAD: to=<{EXPLODES}>, relay=fake, status=hold ({reason})" in lines(logs, "BAD")
+    assert f"BAD: to=<{EXPLODES}>, relay=fake, status=hold ({reason})" in await logged(logs, "BAD", 1)
     (crash,) = [r for r in logs.records if r.exc_info]
     assert crash.getMessage() == "BAD: transport raised unexpectedly; message put on hold"
 
@@ -425,7 +429,7 @@ async def test_a_part_left_sending_that_reached_the_gateway_is_not_sent_again_an
     assert spy.submits == []
     assert gateway_files(queue) == written
     assert ([p.state for p in message.parts], message.possible_duplicate) == (["submitted", "submitted"], False)
-    assert lines(logs, "SMS1") == [
+    assert await logged(logs, "SMS1", 1) == [
         f"SMS1: to=<{OK}>, relay={kind}, status=recovered (parts found in sending had reached the gateway)"
     ]
 

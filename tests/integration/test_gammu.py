@@ -66,6 +66,9 @@ async def test_mo_at_the_dummy_phone_reaches_the_inbound_store(gateway: Daemon, 
 
     inbox = tmp_path / "spool" / "inbox"
     # The file is removed after the store commits, so wait for both.
-    await async_wait_until(lambda: stored() == [text] and not list(inbox.iterdir()), timeout=30,
-                           what="the MO in the inbound store and its file taken from the inbox")
+    await async_wait_until(
+        lambda: stored() == [text] and not list(inbox.iterdir()),
+        timeout=30,
+        what="the MO in the inbound store and its file taken from the inbox",
+    )
     assert stored() == [text]
