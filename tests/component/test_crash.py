@@ -52,12 +52,19 @@ def test_sigkill_while_a_part_is_sending_resends_it_exactly_once(tmp_path: Path)
     config.write_text(FAKE.format(state=state, delay="0s"))
     with serve_process(args, cwd=tmp_path, wait_ports=[port]) as proc:
         wait_until(lambda: len(sent(state)) == 2, what="both parts sent after restart")
-        listing = run_cli(["queue", "list", "--all", "--json", "--config", str(config)], cwd=tmp_path)
+        rows: list[dict[str, object]] = []
+
+        def listed_submitted() -> bool:  # recorded once the gateway's answer is back, after its sent.jsonl line
+            listing = run_cli(["queue", "list", "--all", "--json", "--config", str(config)], cwd=tmp_path)
+            rows[:] = json.loads(listing.stdout)
+            return [r["state"] for r in rows] == ["submitted"]
+
+        wait_until(listed_submitted, what="the message listed as submitted")
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=15)
     assert [p["seq"] for p in sent(state)] == [1, 2]
-    (row,) = json.loads(listing.stdout)
-    assert row["state"] == "submitted" and row["sent_parts"] == 2
+    (row,) = rows
+    assert row["sent_parts"] == 2
 
 
 def test_sigkill_right_after_250_still_sends_the_message(tmp_path: Path) -> None:

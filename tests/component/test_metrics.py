@@ -48,6 +48,11 @@ async def value(daemon: Daemon, name: str, **labels: str) -> float:
     return 0.0
 
 
+async def reaches(daemon: Daemon, want: float, name: str, **labels: str) -> bool:
+    """Whether the sample is ``want`` (counters move just after the commit a test waits for)."""
+    return await value(daemon, name, **labels) == want
+
+
 def basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
@@ -72,7 +77,10 @@ async def test_accepted_total_counts_each_committed_recipient_and_parts_submitte
     parts = sum(len(f["parts"]) for f in outbox_files(state_dir))  # type: ignore[arg-type]
     assert parts == 1 + 1 + 4
     await async_wait_until(lambda: _submitted_rows(daemon.config) == 3, what="three messages submitted")
-    assert await value(daemon, "mailsms_parts_submitted_total", gateway="outbox") == 6
+    # The counter moves just after the commit.
+    await async_wait_until(
+        lambda: reaches(daemon, 6, "mailsms_parts_submitted_total", gateway="outbox"), what="6 parts counted"
+    )
     assert await value(daemon, "mailsms_parts_failed_total", gateway="outbox") == 0
 
 
@@ -132,7 +140,9 @@ async def test_permanent_refusal_counts_every_unsent_part_failed(config: Config)
         await async_wait_until(
             lambda: rows(config, "SELECT state FROM message")[0][0] == "failed", what="the message failed"
         )
-        assert await value(running, "mailsms_parts_failed_total", gateway="fake") == 4
+        await async_wait_until(
+            lambda: reaches(running, 4, "mailsms_parts_failed_total", gateway="fake"), what="4 parts counted failed"
+        )
         assert await value(running, "mailsms_parts_submitted_total", gateway="fake") == 0
     finally:
         await running.stop()

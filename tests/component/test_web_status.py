@@ -19,6 +19,7 @@ from mailsms import web_status
 from mailsms.accounts import Account, month_of
 from mailsms.config import Config
 from mailsms.daemon import Daemon
+from mailsms.metrics import Metrics
 from mailsms.recent import RecentEvent
 from mailsms.status_page import AccountView, GatewayView, LinkView, StatusView, age, render
 from mailsms.store import NewMessage, NewPart
@@ -216,6 +217,8 @@ async def test_status_shows_gateway_health_counts_and_recent_events(
     await async_wait_until(
         lambda: rows(config, "SELECT state FROM message")[0][0] == "submitted", what="the part submitted"
     )
+    # The counters move just after the commit.
+    await async_wait_until(lambda: Metrics.count(admin.metrics.parts_submitted, "outbox") == 1, what="part counted")
     text = await admin_page(admin)
     gateways = text.split('id="gateways"')[1].split("</section>")[0]
     assert '<td data-label="gateway">outbox</td>' in gateways

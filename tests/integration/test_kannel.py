@@ -148,7 +148,13 @@ async def test_a_400_character_text_reaches_the_smsc_as_three_concatenated_gsm_p
     assert len(lines) == 3
     assert_concatenated(lines, GSM_400, "gsm7")
     # The parts' ids are mailsms's own: that is what the dlr-url carries back.
-    message = kannel_setup.cli("queue", "show", queue_id)
+    # ... recorded once Kannel's answers are back, a moment after fakesmsc has the parts.
+    message = poll(
+        kannel_setup,
+        lambda: kannel_setup.cli("queue", "show", queue_id),
+        lambda found: len(found["parts"]) == 3 and all(p["gateway_id"] for p in found["parts"]),
+        "the parts' gateway ids recorded",
+    )
     assert [p["gateway_id"] for p in message["parts"]] == [f"{queue_id}.{seq}" for seq in (1, 2, 3)]
 
 

@@ -188,9 +188,19 @@ class Queue:
         )
 
     async def wait_attempts(self, qid: str, attempts: int, state: str, timeout: float = WAIT) -> StoredMessage:
-        """Until the message was tried ``attempts`` times and the outcome is recorded as ``state``."""
+        """Until the message was tried ``attempts`` times and the outcome is recorded as ``state``.
+
+        The try is counted when its parts are marked ``sending``, before the outcome: the state of the try
+        before is still there until no part is in ``sending``.
+        """
+
+        def recorded() -> bool:
+            message = self.message(qid)
+            parts = [p.state for p in message.parts]
+            return (message.attempts, message.state) == (attempts, state) and "sending" not in parts
+
         await async_wait_until(
-            lambda: (self.message(qid).attempts, self.state(qid)) == (attempts, state),
+            recorded,
             timeout=timeout,
             what=f"{qid} tried {attempts} times and {state}",
         )
