@@ -35,7 +35,7 @@ from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
-from mailsms.store.conn import PG_NOW, POSTGRESQL, Conn
+from mailsms.store.conn import PG_NOW, POSTGRESQL, Conflict, Conn
 from mailsms.store.pg_schema import create_pg_schema
 from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore, commit_sending, target_filter
 from mailsms.store.writer import BatchWriter
@@ -98,6 +98,8 @@ def _as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
     message = f"{type(exc).__name__}: {str(exc).strip()}"
     if isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.OutOfMemory):
         return sqlite3.OperationalError(f"database or disk is full ({message})")
+    if (exc.sqlstate or "").startswith("40"):  # transaction rollback: deadlock_detected, serialization_failure...
+        return Conflict(message)
     if isinstance(exc, psycopg.IntegrityError):
         return sqlite3.IntegrityError(message)
     if isinstance(exc, psycopg.OperationalError | psycopg.errors.LockNotAvailable):

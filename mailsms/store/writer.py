@@ -12,6 +12,14 @@ messages per fsync, and an idle one commits each at once.
 An operation that raises is rolled back to its savepoint and fails alone;
 a failed ``BEGIN`` or ``COMMIT`` (disk full, I/O error) fails the whole
 batch with the error mapped by ``on_error``, and the next batch tries again.
+
+Where several nodes share the database (PostgreSQL), two batches can lock
+the same rows in opposite orders; the server then rolls one of them back
+(:class:`~mailsms.store.conn.Conflict`).  Its locks are gone with it, so the
+whole batch is run again from ``BEGIN``, after a short random pause, up to
+``CONFLICT_TRIES`` times: nothing of the batch stood, and the operations
+are functions of the connection that can run again.  After the last try an
+operation that met a conflict fails alone, as any other error.
 """
 
 from __future__ import annotations
@@ -19,17 +27,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mailsms.store.conn import Conn
+from mailsms.store.conn import Conflict, Conn
 
 log = logging.getLogger("mailsms.store")
 
 Operation = Callable[[Conn], Any]
+
+CONFLICT_TRIES = 5  # runs of a batch that the database rolled back to break a deadlock
+CONFLICT_PAUSE = 0.005  # seconds; the pause before try n is random, up to this times 2**n
 
 
 @dataclass
@@ -68,6 +81,7 @@ class BatchWriter:
         self._thread: threading.Thread | None = None
         self.batches = 0  # committed transactions, for tests and benchmarks
         self.operations = 0
+        self.conflicts = 0  # batches run again after the database broke a conflict
 
     async def run(self, op: Operation) -> Any:
         """Run ``op(conn)`` in the next transaction; returns its value once committed."""
@@ -114,6 +128,22 @@ class BatchWriter:
             conn.close()
 
     def _commit(self, conn: Conn, batch: list[_Job]) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        for attempt in range(1, CONFLICT_TRIES):
+            try:
+                return self._commit_once(conn, batch, rerun=True)
+            except Conflict as exc:
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                log.info("store writer: the database rolled back a batch of %d to break a conflict (%s);"
+                         " it runs again (try %d of %d)", len(batch), reason, attempt + 1, CONFLICT_TRIES)  # fmt: skip
+                self.conflicts += 1
+                time.sleep(random.uniform(0, CONFLICT_PAUSE * 2**attempt))  # noqa: S311 - a jitter, not a secret
+        return self._commit_once(conn, batch, rerun=False)
+
+    def _commit_once(
+        self, conn: Conn, batch: list[_Job], *, rerun: bool
+    ) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """One transaction of ``batch``; raises Conflict (all rolled back) if ``rerun`` and the database
+        rolled it back to break a conflict."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except (sqlite3.Error, OSError) as exc:
@@ -126,6 +156,9 @@ class BatchWriter:
                 value = job.op(conn)
                 conn.execute("RELEASE job")
             except Exception as exc:
+                if rerun and isinstance(exc, Conflict):
+                    self._undo_all(conn)
+                    raise
                 if not self._undo_job(conn):
                     error = self._on_error(exc)  # the transaction is gone: nothing in it stands
                     return [(j.future, False, error) for j in batch]
@@ -136,13 +169,19 @@ class BatchWriter:
         try:
             conn.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
+            self._undo_all(conn)
+            if rerun and isinstance(exc, Conflict):
+                raise
             error = self._on_error(exc)
             return [(job.future, False, error) for job in batch]
         self.batches += 1
         self.operations += len(batch)
         return results
+
+    @staticmethod
+    def _undo_all(conn: Conn) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
     @staticmethod
     def _undo_job(conn: Conn) -> bool:
