@@ -42,6 +42,9 @@ from mailsms.store.writer import BatchWriter
 
 log = logging.getLogger("mailsms.store")
 
+NODE_NUMBERS = 127  # node numbers that queue ids carry apart (mailsms.ingest.QueueIds.on_node)
+NODE_FORGOTTEN = 7 * 86400.0  # seconds: a node not seen for this long gives its number to a new one
+
 
 @functools.lru_cache(maxsize=2048)
 def translate(sql: str, with_params: bool) -> str:
@@ -285,7 +288,10 @@ class PgStore(QueueStore):
         )
 
     def renew(self, message_ids: Sequence[str], now: float) -> int:
-        """Extend this node's claim on the messages it is still sending; how many it still holds."""
+        """Extend this node's claim on the messages it is still sending; how many it still holds.
+        The node is seen alive (its number stays its own)."""
+        if "node_number" in self.__dict__:  # registered
+            self.conn.execute(f"UPDATE node SET seen = {PG_NOW} WHERE id = ?", (self.node,))
         if not message_ids:
             return 0
         return self.conn.execute(
@@ -331,23 +337,50 @@ def _mark_sending_claimed(conn: Conn, *, node: str, message_id: str, seqs: Seque
 
 
 def _register(conn: Conn, node: str) -> int:
-    """This node's number among those sharing the queue (1, 2, ...): kept from its first start."""
+    """This node's number among those sharing the queue (1, 2, ...): kept from its first start.
+
+    A new node takes the smallest number that no node holds, or that of a node not seen for
+    ``NODE_FORGOTTEN`` (a state directory thrown away, a container replaced), so the numbers
+    that queue ids can carry (``NODE_NUMBERS``) last however many nodes come and go."""
     conn.execute("BEGIN")
     try:
         conn.execute("LOCK TABLE node IN EXCLUSIVE MODE")
         row = conn.execute("SELECT number FROM node WHERE id = ?", (node,)).fetchone()
-        if row is None:
-            row = conn.execute(
-                "INSERT INTO node (id, number, host, started) SELECT ?, COALESCE(MAX(number), 0) + 1, ?, ? FROM node"
-                " RETURNING number",
-                (node, socket.gethostname(), time.time()),
-            ).fetchone()
+        if row is not None:
+            conn.execute(f"UPDATE node SET host = ?, seen = {PG_NOW} WHERE id = ?", (socket.gethostname(), node))
+            number = int(row[0])
+        else:
+            number = _free_number(conn)
+            conn.execute(
+                f"INSERT INTO node (id, number, host, started, seen) VALUES (?, ?, ?, ?, {PG_NOW})",
+                (node, number, socket.gethostname(), time.time()),
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    assert row is not None  # the INSERT returns its row
-    return int(row[0])
+    return number
+
+
+def _free_number(conn: Conn) -> int:
+    """Inside ``_register``'s transaction: the number a new node takes (see there)."""
+    now = float(conn.execute(f"SELECT {PG_NOW}").fetchone()[0])
+    held = {int(n): (float(seen), node) for n, seen, node in conn.execute("SELECT number, seen, id FROM node")}
+    for number in range(1, NODE_NUMBERS + 1):
+        if number not in held:
+            return number
+    stale = now - NODE_FORGOTTEN
+    forgotten = [(seen, n, node) for n, (seen, node) in held.items() if n <= NODE_NUMBERS and seen < stale]
+    if forgotten:
+        seen, number, node = min(forgotten)
+        log.info("node number %d of node %s, not seen for %d days, is given to a new node", number, node,
+                 (now - seen) // 86400)  # fmt: skip
+        conn.execute("DELETE FROM node WHERE number = ?", (number,))
+        return number
+    number = max(held) + 1
+    log.warning("every node number 1..%d is held by a node seen in the last %d days: the queue ids of the new"
+                " node share a number with another's", NODE_NUMBERS, NODE_FORGOTTEN // 86400)  # fmt: skip
+    return number
 
 
 class _Listener:

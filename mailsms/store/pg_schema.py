@@ -51,9 +51,10 @@ _TABLES = (
     # shared rate limits: one token bucket per key, taken in the transaction that needs it
     """CREATE TABLE rate_bucket (key TEXT PRIMARY KEY, tokens DOUBLE PRECISION NOT NULL,
         updated DOUBLE PRECISION NOT NULL)""",
-    # the nodes sharing this queue: each has a small number of its own, in its queue ids
+    # the nodes sharing this queue: each has a small number of its own, in its queue ids; ``seen`` is
+    # the database's clock at the node's last start or claim renewal
     "CREATE TABLE node (id TEXT PRIMARY KEY, number BIGINT NOT NULL UNIQUE, host TEXT NOT NULL,"
-    " started DOUBLE PRECISION NOT NULL)",
+    " started DOUBLE PRECISION NOT NULL, seen DOUBLE PRECISION NOT NULL DEFAULT 0)",
 )
 _INDEXES = (
     "CREATE INDEX message_due_at ON message(next_attempt) WHERE state IN ('queued','deferred')",

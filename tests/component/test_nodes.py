@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import sqlite3
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from mailsms.config import Config, PolicyConfig, QueueConfig, ServerConfig, StateConfig, StoreConfig
 from mailsms.errors import InternalError
 from mailsms.store.engines import NODE_ID_FILE, node_id, open_store
+from mailsms.store.pg import NODE_FORGOTTEN, NODE_NUMBERS, PgStore
 from mailsms.values import ListenAddress
 from tests.support import db
 from tests.support.lmtp import LmtpClient
@@ -213,3 +215,66 @@ async def test_a_node_whose_claim_ran_out_never_starts_sending_what_another_node
     finally:
         a.close()
         b.close()
+
+
+def test_a_node_keeps_its_number_and_a_new_node_takes_the_smallest_free_one(pg_url: str) -> None:
+    first = PgStore(pg_url, node="node-a")
+    second = PgStore(pg_url, node="node-b")
+    try:
+        assert (first.node_number, second.node_number) == (1, 2)
+        first.conn.execute("DELETE FROM node WHERE id = 'node-a'")  # as if it had been forgotten
+        third = PgStore(pg_url, node="node-c")
+        again = PgStore(pg_url, node="node-b")
+        try:
+            assert (third.node_number, again.node_number) == (1, 2)
+        finally:
+            third.close()
+            again.close()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_node_not_seen_for_a_week_gives_its_number_to_a_new_one_when_all_are_held(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="mailsms.store")
+    store = PgStore(pg_url, node="node-a")
+    try:
+        assert store.node_number == 1
+        week = NODE_FORGOTTEN
+        # Nodes 2..127: 9 and 40 last seen more than a week ago, 40 the longest; the others lately.
+        for number in range(2, NODE_NUMBERS + 1):
+            ago = {9: week + 60, 40: week + 3600}.get(number, 60.0)
+            store.conn.execute(
+                "INSERT INTO node (id, number, host, started, seen)"
+                " VALUES (?, ?, 'h', 0, EXTRACT(EPOCH FROM clock_timestamp()) - ?)",
+                (f"old-{number}", number, ago),
+            )
+        newcomer = PgStore(pg_url, node="node-new")
+        later = PgStore(pg_url, node="node-later")
+        crowded = PgStore(pg_url, node="node-crowded")
+        try:
+            assert (newcomer.node_number, later.node_number, crowded.node_number) == (40, 9, NODE_NUMBERS + 1)
+        finally:
+            for other in (newcomer, later, crowded):
+                other.close()
+        numbers = dict(store.conn.execute("SELECT id, number FROM node WHERE number IN (9, 40)").fetchall())
+        assert numbers == {"node-new": 40, "node-later": 9}
+        logged = [r.getMessage() for r in caplog.records if r.name == "mailsms.store"]
+        assert "node number 40 of node old-40, not seen for 7 days, is given to a new node" in logged
+        assert any(line.startswith("every node number 1..127 is held") for line in logged)
+    finally:
+        store.close()
+
+
+def test_renewing_claims_marks_the_node_seen(pg_url: str) -> None:
+    store = PgStore(pg_url, node="node-a")
+    try:
+        assert store.node_number == 1
+        store.conn.execute("UPDATE node SET seen = 0")
+        store.renew([], 0.0)
+        (seen,) = store.conn.execute("SELECT seen FROM node WHERE id = 'node-a'").fetchone()
+        assert seen > time.time() - 3600
+    finally:
+        store.close()
