@@ -11,7 +11,6 @@ differ ask :func:`dialect`.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
@@ -44,11 +43,6 @@ class Conn(Protocol):
     def in_transaction(self) -> bool: ...
 
     def close(self) -> None: ...
-
-
-class Conflict(sqlite3.OperationalError):
-    """The engine rolled the transaction back to break a deadlock (or a serialization conflict)
-    with another node's: nothing of it stands, and running it again is expected to work."""
 
 
 def dialect(conn: Conn) -> str:

@@ -35,10 +35,10 @@ from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
-from mailsms.store.conn import PG_NOW, POSTGRESQL, Conflict, Conn
+from mailsms.store.conn import PG_NOW, POSTGRESQL, Conn
 from mailsms.store.pg_schema import create_pg_schema
 from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore, commit_sending, target_filter
-from mailsms.store.writer import BatchWriter
+from mailsms.store.writer import BatchWriter, Conflict
 
 log = logging.getLogger("mailsms.store")
 

@@ -15,7 +15,7 @@ batch with the error mapped by ``on_error``, and the next batch tries again.
 
 Where several nodes share the database (PostgreSQL), two batches can lock
 the same rows in opposite orders; the server then rolls one of them back
-(:class:`~mailsms.store.conn.Conflict`).  Its locks are gone with it, so the
+(:class:`Conflict`).  Its locks are gone with it, so the
 whole batch is run again from ``BEGIN``, after a short random pause, up to
 ``CONFLICT_TRIES`` times: nothing of the batch stood, and the operations
 are functions of the connection that can run again.  After the last try an
@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mailsms.store.conn import Conflict, Conn
+from mailsms.store.conn import Conn
 
 log = logging.getLogger("mailsms.store")
 
@@ -43,6 +43,11 @@ Operation = Callable[[Conn], Any]
 
 CONFLICT_TRIES = 5  # runs of a batch that the database rolled back to break a deadlock
 CONFLICT_PAUSE = 0.005  # seconds; the pause before try n is random, up to this times 2**n
+
+
+class Conflict(sqlite3.OperationalError):
+    """The engine rolled the transaction back to break a deadlock (or a serialization conflict)
+    with another node's: nothing of it stands, and running it again is expected to work."""
 
 
 @dataclass

@@ -14,9 +14,9 @@ import pytest
 
 from mailsms.errors import InternalError
 from mailsms.store import pg, sqlite
-from mailsms.store.conn import Conflict, Conn
+from mailsms.store.conn import Conn
 from mailsms.store.pg import PgConnection
-from mailsms.store.writer import CONFLICT_TRIES, BatchWriter
+from mailsms.store.writer import CONFLICT_TRIES, BatchWriter, Conflict
 from tests.support.wait import async_wait_until
 
 
