@@ -169,6 +169,7 @@ class Daemon:
         self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="scheduler")
         if self.store.node:
             new_queue_id.on_node(getattr(self.store, "node_number", 0))
+            self.store.numbered = new_queue_id.on_node
             loop = asyncio.get_running_loop()
             self.store.listen(functools.partial(loop.call_soon_threadsafe, self.scheduler.wake))
             log.info("queue shared on %s as node %s", redact_url(store_cfg.url), self.store.node)

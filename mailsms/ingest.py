@@ -16,6 +16,7 @@ from mailsms.log import redact as redact_pass
 from mailsms.notify import wanted_events, warn_time
 from mailsms.segment import Segmentation, split_binary, split_with_config
 from mailsms.store import NewMessage, NewPart
+from mailsms.store.conn import node_tag
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class QueueIds:
     def on_node(self, number: int) -> None:
         """Several nodes share the queue: this one's number (1..127) goes in bits 12..18 of every id,
         and the count within a millisecond into the 12 bits below (ids of ``mailsms send`` set bit 19)."""
-        self._tag, self._bits = (number % 127 + 1 if number > 127 else number) << 12, 12
+        self._tag, self._bits = node_tag(number) << 12, 12
 
     def __call__(self) -> str:
         ms = self._clock() // 1_000_000

@@ -45,6 +45,14 @@ class Conn(Protocol):
     def close(self) -> None: ...
 
 
+NODE_NUMBERS = 127  # node numbers that queue ids keep apart (mailsms.ingest.QueueIds.on_node)
+
+
+def node_tag(number: int) -> int:
+    """The number (1..NODE_NUMBERS) that the queue ids of node ``number`` carry."""
+    return number % NODE_NUMBERS + 1 if number > NODE_NUMBERS else number
+
+
 def dialect(conn: Conn) -> str:
     """``"sqlite"`` or ``"postgresql"``."""
     return str(getattr(conn, "dialect", SQLITE))

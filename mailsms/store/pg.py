@@ -35,14 +35,16 @@ from psycopg.adapt import Loader
 from psycopg.pq import TransactionStatus
 
 from mailsms.errors import InternalError, MailsmsError, QueueFull
-from mailsms.store.conn import PG_NOW, POSTGRESQL, Conn
+from mailsms.store.conn import NODE_NUMBERS, PG_NOW, POSTGRESQL, Conn, node_tag
 from mailsms.store.pg_schema import create_pg_schema
 from mailsms.store.queue import NOTIFY_CHANNEL, QueueStore, commit_sending, target_filter
 from mailsms.store.writer import BatchWriter, Conflict
 
 log = logging.getLogger("mailsms.store")
 
-NODE_NUMBERS = 127  # node numbers that queue ids carry apart (mailsms.ingest.QueueIds.on_node)
+# SQLSTATEs after which the transaction is sure to have done nothing and may run again: deadlock_detected,
+# serialization_failure (not the rest of class 40: statement_completion_unknown, say, may have committed)
+CONFLICTS = frozenset({"40P01", "40001"})
 NODE_FORGOTTEN = 7 * 86400.0  # seconds: a node not seen for this long gives its number to a new one
 
 
@@ -101,7 +103,7 @@ def _as_sqlite_error(exc: psycopg.Error) -> sqlite3.Error:
     message = f"{type(exc).__name__}: {str(exc).strip()}"
     if isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.OutOfMemory):
         return sqlite3.OperationalError(f"database or disk is full ({message})")
-    if (exc.sqlstate or "").startswith("40"):  # transaction rollback: deadlock_detected, serialization_failure...
+    if exc.sqlstate in CONFLICTS:
         return Conflict(message)
     if isinstance(exc, psycopg.IntegrityError):
         return sqlite3.IntegrityError(message)
@@ -133,6 +135,7 @@ class PgConnection:
         self._setup = setup  # session settings, made again on every new connection
         self._lock = threading.RLock()
         self._began = False  # a BEGIN of ours is open (its COMMIT or ROLLBACK not yet run)
+        self.conflicts = 0  # statements the server refused to break a deadlock or serialization conflict
         self._conn = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
@@ -165,19 +168,25 @@ class PgConnection:
                 cursor = self._run(sql, parameters)
             except psycopg.OperationalError as exc:
                 if self._began or not self._conn.closed:
-                    raise _as_sqlite_error(exc) from exc
+                    raise self._error(exc) from exc
                 # Outside a transaction the connection turned out to be gone (the server restarted):
                 # nothing was done on it, so the statement is run once more on a new one.
                 self._conn = self._connect()
                 try:
                     cursor = self._run(sql, parameters)
                 except psycopg.Error as again:
-                    raise _as_sqlite_error(again) from again
+                    raise self._error(again) from again
             except psycopg.Error as exc:
-                raise _as_sqlite_error(exc) from exc
+                raise self._error(exc) from exc
             if sql.startswith("BEGIN"):
                 self._began = True
             return cursor
+
+    def _error(self, exc: psycopg.Error) -> sqlite3.Error:
+        error = _as_sqlite_error(exc)
+        if isinstance(error, Conflict):
+            self.conflicts += 1  # seen by the writer even when an operation catches the error itself
+        return error
 
     def _ensure_connected(self) -> None:
         """A new connection for a statement outside a transaction; inside one, the loss is the caller's error."""
@@ -201,7 +210,7 @@ class PgConnection:
             try:
                 cursor.executemany(translate(sql, True), rows)
             except psycopg.Error as exc:
-                raise _as_sqlite_error(exc) from exc
+                raise self._error(exc) from exc
             return cursor
 
     def close(self) -> None:
@@ -290,14 +299,20 @@ class PgStore(QueueStore):
     def renew(self, message_ids: Sequence[str], now: float) -> int:
         """Extend this node's claim on the messages it is still sending; how many it still holds.
         The node is seen alive (its number stays its own)."""
+        held = 0
+        if message_ids:
+            held = self.conn.execute(
+                f"UPDATE message SET lease_until = {PG_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
+                (self.lease_seconds, self.node, list(message_ids)),
+            ).rowcount
         if "node_number" in self.__dict__:  # registered
-            self.conn.execute(f"UPDATE node SET seen = {PG_NOW} WHERE id = ?", (self.node,))
-        if not message_ids:
-            return 0
-        return self.conn.execute(
-            f"UPDATE message SET lease_until = {PG_NOW} + ? WHERE lease_node = ? AND id = ANY(?)",
-            (self.lease_seconds, self.node, list(message_ids)),
-        ).rowcount
+            seen = self.conn.execute(f"UPDATE node SET seen = {PG_NOW} WHERE id = ?", (self.node,)).rowcount
+            if seen == 0:  # forgotten (not seen for NODE_FORGOTTEN: a long pause) or deleted by hand
+                del self.__dict__["node_number"]
+                log.error("node %s was no longer registered (not seen for %d days?): registered again as number %d",
+                          self.node, NODE_FORGOTTEN // 86400, self.node_number)  # fmt: skip
+                self.numbered(self.node_number)
+        return held
 
     def release(self, message_ids: Sequence[str]) -> None:
         """This node is done with these messages (they landed): other nodes may take them at once."""
@@ -363,21 +378,29 @@ def _register(conn: Conn, node: str) -> int:
 
 
 def _free_number(conn: Conn) -> int:
-    """Inside ``_register``'s transaction: the number a new node takes (see there)."""
+    """Inside ``_register``'s transaction: the number a new node takes (see there). Numbers past
+    ``NODE_NUMBERS`` (every one was held once) share their tag in queue ids with a smaller one, so
+    a tag is free when no node with it was seen lately."""
     now = float(conn.execute(f"SELECT {PG_NOW}").fetchone()[0])
-    held = {int(n): (float(seen), node) for n, seen, node in conn.execute("SELECT number, seen, id FROM node")}
-    for number in range(1, NODE_NUMBERS + 1):
-        if number not in held:
-            return number
+    rows = [(int(n), float(seen), node) for n, seen, node in conn.execute("SELECT number, seen, id FROM node")]
+    last_seen: dict[int, tuple[float, str]] = {}
+    for number, seen, node in rows:
+        tag = node_tag(number)
+        last_seen[tag] = max(last_seen.get(tag, (seen, node)), (seen, node))
+    for tag in range(1, NODE_NUMBERS + 1):
+        if tag not in last_seen:
+            return tag
     stale = now - NODE_FORGOTTEN
-    forgotten = [(seen, n, node) for n, (seen, node) in held.items() if n <= NODE_NUMBERS and seen < stale]
+    forgotten = [(seen, tag, node) for tag, (seen, node) in last_seen.items() if seen < stale]
     if forgotten:
-        seen, number, node = min(forgotten)
-        log.info("node number %d of node %s, not seen for %d days, is given to a new node", number, node,
+        seen, tag, node = min(forgotten)
+        log.info("node number %d of node %s, not seen for %d days, is given to a new node", tag, node,
                  (now - seen) // 86400)  # fmt: skip
-        conn.execute("DELETE FROM node WHERE number = ?", (number,))
-        return number
-    number = max(held) + 1
+        for number, _, _ in rows:
+            if node_tag(number) == tag:
+                conn.execute("DELETE FROM node WHERE number = ?", (number,))
+        return tag
+    number = max(n for n, _, _ in rows) + 1
     log.warning("every node number 1..%d is held by a node seen in the last %d days: the queue ids of the new"
                 " node share a number with another's", NODE_NUMBERS, NODE_FORGOTTEN // 86400)  # fmt: skip
     return number

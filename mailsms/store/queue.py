@@ -94,6 +94,8 @@ class QueueStore:
     node = ""  # this node's id where several share the queue (PostgreSQL); "" for the embedded store
     lease_seconds = 0.0  # how long a claim holds unless renewed (several nodes); 0: no claims
     notifies = False  # a commit that queues mail tells the other nodes (several nodes)
+    # Several nodes: told this node's number again when it had to register anew (see PgStore.renew).
+    numbered: Callable[[int], object] = staticmethod(lambda number: None)
 
     def __init__(self, conn: Conn, writer: BatchWriter) -> None:
         self.conn = conn

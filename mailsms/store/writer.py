@@ -14,12 +14,15 @@ a failed ``BEGIN`` or ``COMMIT`` (disk full, I/O error) fails the whole
 batch with the error mapped by ``on_error``, and the next batch tries again.
 
 Where several nodes share the database (PostgreSQL), two batches can lock
-the same rows in opposite orders; the server then rolls one of them back
-(:class:`Conflict`).  Its locks are gone with it, so the
-whole batch is run again from ``BEGIN``, after a short random pause, up to
-``CONFLICT_TRIES`` times: nothing of the batch stood, and the operations
-are functions of the connection that can run again.  After the last try an
-operation that met a conflict fails alone, as any other error.
+the same rows in opposite orders; the server then refuses a statement of
+one of them to break the deadlock (:class:`Conflict`).  That batch still
+holds the locks of its earlier statements, which the other may be waiting
+for, so it is rolled back whole and run again from ``BEGIN``, after a short
+random pause, up to ``CONFLICT_TRIES`` times: nothing of it stood, and the
+operations are functions of the connection that can run again.  The
+connection counts conflicts (``conflicts``), so one that an operation caught
+itself (a hook in a savepoint of its own) is noticed too.  After the last
+try an operation that met a conflict fails alone, as any other error.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ class _Job:
     op: Operation
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+
+
+def _conflicts(conn: Conn) -> int:
+    """How many conflicts the connection met so far (SQLite's has none: one writer at a time)."""
+    return int(getattr(conn, "conflicts", 0))
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -156,10 +164,13 @@ class BatchWriter:
             return [(job.future, False, error) for job in batch]
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         for job in batch:
+            before = _conflicts(conn)
             try:
                 conn.execute("SAVEPOINT job")
                 value = job.op(conn)
                 conn.execute("RELEASE job")
+                if rerun and _conflicts(conn) != before:
+                    raise Conflict("a conflict met and caught inside an operation")
             except Exception as exc:
                 if rerun and isinstance(exc, Conflict):
                     self._undo_all(conn)

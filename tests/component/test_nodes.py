@@ -17,8 +17,9 @@ import pytest
 
 from mailsms.config import Config, PolicyConfig, QueueConfig, ServerConfig, StateConfig, StoreConfig
 from mailsms.errors import InternalError
+from mailsms.store.conn import NODE_NUMBERS, node_tag
 from mailsms.store.engines import NODE_ID_FILE, node_id, open_store
-from mailsms.store.pg import NODE_FORGOTTEN, NODE_NUMBERS, PgStore
+from mailsms.store.pg import NODE_FORGOTTEN, PgStore
 from mailsms.values import ListenAddress
 from tests.support import db
 from tests.support.lmtp import LmtpClient
@@ -276,5 +277,44 @@ def test_renewing_claims_marks_the_node_seen(pg_url: str) -> None:
         store.renew([], 0.0)
         (seen,) = store.conn.execute("SELECT seen FROM node WHERE id = 'node-a'").fetchone()
         assert seen > time.time() - 3600
+    finally:
+        store.close()
+
+
+def test_a_tag_held_through_a_number_past_127_is_not_given_out_again(pg_url: str) -> None:
+    store = PgStore(pg_url, node="node-a")
+    try:
+        assert store.node_number == 1
+        # Numbers 2..127 held by nodes seen lately, except 47, free; node 300 carries tag 47 and is alive.
+        for number in [*range(2, 47), *range(48, NODE_NUMBERS + 1), 300]:
+            store.conn.execute(
+                "INSERT INTO node (id, number, host, started, seen)"
+                " VALUES (?, ?, 'h', 0, EXTRACT(EPOCH FROM clock_timestamp()))",
+                (f"n{number}", number),
+            )
+        assert node_tag(300) == 47
+        newcomer = PgStore(pg_url, node="node-new")
+        try:
+            assert newcomer.node_number == 301  # shares a tag only because all 127 are held by live nodes
+        finally:
+            newcomer.close()
+    finally:
+        store.close()
+
+
+def test_a_node_whose_registration_was_forgotten_registers_again_when_it_renews(pg_url: str) -> None:
+    store = PgStore(pg_url, node="node-a")
+    told: list[int] = []
+    store.numbered = told.append
+    try:
+        assert store.node_number == 1
+        store.conn.execute("DELETE FROM node WHERE id = 'node-a'")
+        other = PgStore(pg_url, node="node-b")
+        try:
+            assert other.node_number == 1  # took the number meanwhile
+            store.renew([], 0.0)
+            assert (store.node_number, told) == (2, [2])
+        finally:
+            other.close()
     finally:
         store.close()

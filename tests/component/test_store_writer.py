@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -108,9 +109,13 @@ async def test_an_operation_still_in_conflict_after_the_last_try_fails_alone(db:
     assert (conflicting.runs, writer.conflicts) == (CONFLICT_TRIES, CONFLICT_TRIES - 1)
 
 
-async def test_a_real_deadlock_with_another_nodes_transaction_is_broken_and_the_batch_commits(pg_url: str) -> None:
+@pytest.mark.parametrize("caught_inside", [False, True], ids=["raised", "caught-in-a-savepoint"])
+async def test_a_real_deadlock_with_another_nodes_transaction_is_broken_and_the_batch_commits(
+    pg_url: str, caught_inside: bool
+) -> None:
     setup = PgConnection(pg_url)
     other = PgConnection(pg_url, application="the other node")
+    other.execute("SET deadlock_timeout = '60s'")  # so that the server picks the writer, whichever checks first
     writer = BatchWriter(functools.partial(PgConnection, pg_url, application="writer"), pg.storage_error)
     try:
         setup.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)")
@@ -122,7 +127,17 @@ async def test_a_real_deadlock_with_another_nodes_transaction_is_broken_and_the_
         def op(conn: Conn) -> int:  # takes row 2, then waits for row 1, which the other node holds
             runs.append(len(runs) + 1)
             conn.execute("UPDATE t SET v = v + 1 WHERE id = 2")
-            conn.execute("UPDATE t SET v = v + 1 WHERE id = 1")
+            if not caught_inside:
+                conn.execute("UPDATE t SET v = v + 1 WHERE id = 1")
+                return len(runs)
+            # As the reply-log hook does: its own savepoint, and an error logged, not raised. Committing
+            # row 2 alone would leave the batch with half its work; the writer notices and runs it again.
+            conn.execute("SAVEPOINT hook")
+            try:
+                conn.execute("UPDATE t SET v = v + 1 WHERE id = 1")
+            except sqlite3.Error:
+                conn.execute("ROLLBACK TO hook")
+            conn.execute("RELEASE hook")
             return len(runs)
 
         done = asyncio.ensure_future(writer.run(op))
