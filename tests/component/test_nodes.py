@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pytest
@@ -236,6 +237,16 @@ def test_a_node_keeps_its_number_and_a_new_node_takes_the_smallest_free_one(pg_u
         second.close()
 
 
+def add_nodes(store: PgStore, numbers: Iterable[int], ago: Mapping[int, float] | None = None) -> None:
+    """Register nodes ``old-<number>``, seen a minute ago, or ``ago[number]`` seconds ago."""
+    for number in numbers:
+        store.conn.execute(
+            "INSERT INTO node (id, number, host, started, seen)"
+            " VALUES (?, ?, 'h', 0, EXTRACT(EPOCH FROM clock_timestamp()) - ?)",
+            (f"old-{number}", number, (ago or {}).get(number, 60.0)),
+        )
+
+
 def test_a_node_not_seen_for_a_week_gives_its_number_to_a_new_one_when_all_are_held(
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -245,13 +256,7 @@ def test_a_node_not_seen_for_a_week_gives_its_number_to_a_new_one_when_all_are_h
         assert store.node_number == 1
         week = NODE_FORGOTTEN
         # Nodes 2..127: 9 and 40 last seen more than a week ago, 40 the longest; the others lately.
-        for number in range(2, NODE_NUMBERS + 1):
-            ago = {9: week + 60, 40: week + 3600}.get(number, 60.0)
-            store.conn.execute(
-                "INSERT INTO node (id, number, host, started, seen)"
-                " VALUES (?, ?, 'h', 0, EXTRACT(EPOCH FROM clock_timestamp()) - ?)",
-                (f"old-{number}", number, ago),
-            )
+        add_nodes(store, range(2, NODE_NUMBERS + 1), {9: week + 60, 40: week + 3600})
         newcomer = PgStore(pg_url, node="node-new")
         later = PgStore(pg_url, node="node-later")
         crowded = PgStore(pg_url, node="node-crowded")
@@ -286,12 +291,7 @@ def test_a_tag_held_through_a_number_past_127_is_not_given_out_again(pg_url: str
     try:
         assert store.node_number == 1
         # Numbers 2..127 held by nodes seen lately, except 47, free; node 300 carries tag 47 and is alive.
-        for number in [*range(2, 47), *range(48, NODE_NUMBERS + 1), 300]:
-            store.conn.execute(
-                "INSERT INTO node (id, number, host, started, seen)"
-                " VALUES (?, ?, 'h', 0, EXTRACT(EPOCH FROM clock_timestamp()))",
-                (f"n{number}", number),
-            )
+        add_nodes(store, [*range(2, 47), *range(48, NODE_NUMBERS + 1), 300])
         assert node_tag(300) == 47
         newcomer = PgStore(pg_url, node="node-new")
         try:
