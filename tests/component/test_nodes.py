@@ -18,6 +18,7 @@ import pytest
 
 from mailsms.config import Config, PolicyConfig, QueueConfig, ServerConfig, StateConfig, StoreConfig
 from mailsms.errors import InternalError
+from mailsms.store.buckets import SharedBuckets
 from mailsms.store.conn import NODE_NUMBERS, node_tag
 from mailsms.store.engines import NODE_ID_FILE, node_id, open_store
 from mailsms.store.pg import NODE_FORGOTTEN, PgStore
@@ -316,5 +317,23 @@ def test_a_node_whose_registration_was_forgotten_registers_again_when_it_renews(
             assert (store.node_number, told) == (2, [2])
         finally:
             other.close()
+    finally:
+        store.close()
+
+
+def test_shared_buckets_refill_on_the_databases_clock(pg_url: str) -> None:
+    store = PgStore(pg_url, node="node-a")
+    try:
+        buckets = SharedBuckets(store.conn, "sender", per_hour=2)
+        assert buckets.wait("alice", 1) == 0.0
+        buckets.take("alice", 2)
+        assert 1790 < buckets.wait("alice", 1) <= 1800  # one token comes back in half an hour
+        assert buckets.wait("bob", 2) == 0.0  # another key has its own bucket
+        store.conn.execute("UPDATE rate_bucket SET updated = updated - 1800 WHERE key = 'sender:alice'")
+        assert buckets.wait("alice", 1) == 0.0
+        assert 1790 < buckets.wait("alice", 2) <= 1800
+        buckets.take("alice", 1)
+        (tokens,) = store.conn.execute("SELECT tokens FROM rate_bucket WHERE key = 'sender:alice'").fetchone()
+        assert -0.01 < tokens < 0.01
     finally:
         store.close()
