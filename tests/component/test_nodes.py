@@ -11,7 +11,7 @@ import dataclasses
 import logging
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -238,6 +238,15 @@ def test_a_node_keeps_its_number_and_a_new_node_takes_the_smallest_free_one(pg_u
         second.close()
 
 
+@pytest.fixture
+def store(pg_url: str) -> Iterator[PgStore]:
+    """Node a on a fresh queue, registered first (number 1)."""
+    first = PgStore(pg_url, node="node-a")
+    assert first.node_number == 1
+    yield first
+    first.close()
+
+
 def add_nodes(store: PgStore, numbers: Iterable[int], ago: Mapping[int, float] | None = None) -> None:
     """Register nodes ``old-<number>``, seen a minute ago, or ``ago[number]`` seconds ago."""
     for number in numbers:
@@ -249,91 +258,67 @@ def add_nodes(store: PgStore, numbers: Iterable[int], ago: Mapping[int, float] |
 
 
 def test_a_node_not_seen_for_a_week_gives_its_number_to_a_new_one_when_all_are_held(
-    pg_url: str, caplog: pytest.LogCaptureFixture
+    pg_url: str, store: PgStore, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="mailsms.store")
-    store = PgStore(pg_url, node="node-a")
+    week = NODE_FORGOTTEN
+    # Nodes 2..127: 9 and 40 last seen more than a week ago, 40 the longest; the others lately.
+    add_nodes(store, range(2, NODE_NUMBERS + 1), {9: week + 60, 40: week + 3600})
+    newcomer = PgStore(pg_url, node="node-new")
+    later = PgStore(pg_url, node="node-later")
+    crowded = PgStore(pg_url, node="node-crowded")
     try:
-        assert store.node_number == 1
-        week = NODE_FORGOTTEN
-        # Nodes 2..127: 9 and 40 last seen more than a week ago, 40 the longest; the others lately.
-        add_nodes(store, range(2, NODE_NUMBERS + 1), {9: week + 60, 40: week + 3600})
-        newcomer = PgStore(pg_url, node="node-new")
-        later = PgStore(pg_url, node="node-later")
-        crowded = PgStore(pg_url, node="node-crowded")
-        try:
-            assert (newcomer.node_number, later.node_number, crowded.node_number) == (40, 9, NODE_NUMBERS + 1)
-        finally:
-            for other in (newcomer, later, crowded):
-                other.close()
-        numbers = dict(store.conn.execute("SELECT id, number FROM node WHERE number IN (9, 40)").fetchall())
-        assert numbers == {"node-new": 40, "node-later": 9}
-        logged = [r.getMessage() for r in caplog.records if r.name == "mailsms.store"]
-        assert "node number 40 of node old-40, not seen for 7 days, is given to a new node" in logged
-        assert any(line.startswith("every node number 1..127 is held") for line in logged)
+        assert (newcomer.node_number, later.node_number, crowded.node_number) == (40, 9, NODE_NUMBERS + 1)
     finally:
-        store.close()
+        for other in (newcomer, later, crowded):
+            other.close()
+    numbers = dict(store.conn.execute("SELECT id, number FROM node WHERE number IN (9, 40)").fetchall())
+    assert numbers == {"node-new": 40, "node-later": 9}
+    logged = [r.getMessage() for r in caplog.records if r.name == "mailsms.store"]
+    assert "node number 40 of node old-40, not seen for 7 days, is given to a new node" in logged
+    assert any(line.startswith("every node number 1..127 is held") for line in logged)
 
 
-def test_renewing_claims_marks_the_node_seen(pg_url: str) -> None:
-    store = PgStore(pg_url, node="node-a")
+def test_renewing_claims_marks_the_node_seen(store: PgStore) -> None:
+    store.conn.execute("UPDATE node SET seen = 0")
+    store.renew([], 0.0)
+    (seen,) = store.conn.execute("SELECT seen FROM node WHERE id = 'node-a'").fetchone()
+    assert seen > time.time() - 3600
+
+
+def test_a_tag_held_through_a_number_past_127_is_not_given_out_again(pg_url: str, store: PgStore) -> None:
+    # Numbers 2..127 held by nodes seen lately, except 47, free; node 300 carries tag 47 and is alive.
+    add_nodes(store, [*range(2, 47), *range(48, NODE_NUMBERS + 1), 300])
+    assert node_tag(300) == 47
+    newcomer = PgStore(pg_url, node="node-new")
     try:
-        assert store.node_number == 1
-        store.conn.execute("UPDATE node SET seen = 0")
-        store.renew([], 0.0)
-        (seen,) = store.conn.execute("SELECT seen FROM node WHERE id = 'node-a'").fetchone()
-        assert seen > time.time() - 3600
+        assert newcomer.node_number == 301  # shares a tag only because all 127 are held by live nodes
     finally:
-        store.close()
+        newcomer.close()
 
 
-def test_a_tag_held_through_a_number_past_127_is_not_given_out_again(pg_url: str) -> None:
-    store = PgStore(pg_url, node="node-a")
-    try:
-        assert store.node_number == 1
-        # Numbers 2..127 held by nodes seen lately, except 47, free; node 300 carries tag 47 and is alive.
-        add_nodes(store, [*range(2, 47), *range(48, NODE_NUMBERS + 1), 300])
-        assert node_tag(300) == 47
-        newcomer = PgStore(pg_url, node="node-new")
-        try:
-            assert newcomer.node_number == 301  # shares a tag only because all 127 are held by live nodes
-        finally:
-            newcomer.close()
-    finally:
-        store.close()
-
-
-def test_a_node_whose_registration_was_forgotten_registers_again_when_it_renews(pg_url: str) -> None:
-    store = PgStore(pg_url, node="node-a")
+def test_a_node_whose_registration_was_forgotten_registers_again_when_it_renews(pg_url: str, store: PgStore) -> None:
     told: list[int] = []
     store.numbered = told.append
+    store.conn.execute("DELETE FROM node WHERE id = 'node-a'")
+    other = PgStore(pg_url, node="node-b")
     try:
-        assert store.node_number == 1
-        store.conn.execute("DELETE FROM node WHERE id = 'node-a'")
-        other = PgStore(pg_url, node="node-b")
-        try:
-            assert other.node_number == 1  # took the number meanwhile
-            store.renew([], 0.0)
-            assert (store.node_number, told) == (2, [2])
-        finally:
-            other.close()
+        assert other.node_number == 1  # took the number meanwhile
+        store.renew([], 0.0)
+        assert (store.node_number, told) == (2, [2])
     finally:
-        store.close()
+        other.close()
 
 
-def test_shared_buckets_refill_on_the_databases_clock(pg_url: str) -> None:
-    store = PgStore(pg_url, node="node-a")
-    try:
-        buckets = SharedBuckets(store.conn, "sender", per_hour=2)
-        assert buckets.wait("alice", 1) == 0.0
-        buckets.take("alice", 2)
-        assert 1790 < buckets.wait("alice", 1) <= 1800  # one token comes back in half an hour
-        assert buckets.wait("bob", 2) == 0.0  # another key has its own bucket
-        store.conn.execute("UPDATE rate_bucket SET updated = updated - 1800 WHERE key = 'sender:alice'")
-        assert buckets.wait("alice", 1) == 0.0
-        assert 1790 < buckets.wait("alice", 2) <= 1800
-        buckets.take("alice", 1)
-        (tokens,) = store.conn.execute("SELECT tokens FROM rate_bucket WHERE key = 'sender:alice'").fetchone()
-        assert -0.01 < tokens < 0.01
-    finally:
-        store.close()
+def test_shared_buckets_refill_on_the_databases_clock(store: PgStore) -> None:
+    buckets = SharedBuckets(store.conn, "sender", per_hour=2)
+    assert buckets.wait("alice", 1) == 0.0
+    buckets.take("alice", 2)
+    assert 1790 < buckets.wait("alice", 1) <= 1800  # one token comes back in half an hour
+    assert buckets.wait("bob", 2) == 0.0  # another key has its own bucket
+    store.conn.execute("UPDATE rate_bucket SET updated = updated - 1800 WHERE key = 'sender:alice'")
+    assert buckets.wait("alice", 1) == 0.0
+    assert 1790 < buckets.wait("alice", 2) <= 1800
+    buckets.take("alice", 1)
+    (tokens,) = store.conn.execute("SELECT tokens FROM rate_bucket WHERE key = 'sender:alice'").fetchone()
+    assert -0.01 < tokens < 0.01
