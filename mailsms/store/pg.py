@@ -396,9 +396,7 @@ def _free_number(conn: Conn) -> int:
         seen, tag, node = min(forgotten)
         log.info("node number %d of node %s, not seen for %d days, is given to a new node", tag, node,
                  (now - seen) // 86400)  # fmt: skip
-        for number, _, _ in rows:
-            if node_tag(number) == tag:
-                conn.execute("DELETE FROM node WHERE number = ?", (number,))
+        conn.execute("DELETE FROM node WHERE number = ANY(?)", ([n for n, _, _ in rows if node_tag(n) == tag],))
         return tag
     number = max(n for n, _, _ in rows) + 1
     log.warning("every node number 1..%d is held by a node seen in the last %d days: the queue ids of the new"

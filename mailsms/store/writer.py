@@ -49,8 +49,9 @@ CONFLICT_PAUSE = 0.005  # seconds; the pause before try n is random, up to this 
 
 
 class Conflict(sqlite3.OperationalError):
-    """The engine rolled the transaction back to break a deadlock (or a serialization conflict)
-    with another node's: nothing of it stands, and running it again is expected to work."""
+    """The engine refused a statement to break a deadlock (or a serialization conflict) with
+    another node's transaction: once the whole transaction is rolled back, nothing of it stands,
+    and running it again is expected to work."""
 
 
 @dataclass
